@@ -1,0 +1,53 @@
+"""compress: prune, distill, quantize, validate and report on Transformer classifiers for edge devices.
+
+Every CLI command is a Python call too::
+
+    import compress
+    result = compress.run_recipe("recipes/default.yaml", out="runs/demo")
+    compress.predict(result.bundle_dir, ["a gripping, beautifully shot film"])
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from compress.errors import CompressError
+from compress.quiet import silence_library_noise
+
+silence_library_noise()
+
+__version__ = "0.1.0"
+__all__ = ["CompressError", "list_recipes", "predict", "run_recipe", "validate_recipe", "__version__"]
+
+if TYPE_CHECKING:
+    from compress.bundle.predict import Prediction
+    from compress.config import Recipe
+    from compress.pipeline import RunResult
+
+
+def run_recipe(recipe: Any, out: Any = None, overrides: list[str] | None = None, console: Any = None) -> RunResult:
+    """Run (or resume) a recipe; see :func:`compress.pipeline.run_recipe`."""
+    from compress.pipeline import run_recipe as _run
+
+    return _run(recipe, out=out, overrides=overrides, console=console)
+
+
+def validate_recipe(path: Any, overrides: list[str] | None = None) -> Recipe:
+    """Parse and check a recipe without running anything; raises :class:`CompressError`."""
+    from compress.config import load_recipe
+
+    return load_recipe(path, overrides)
+
+
+def list_recipes() -> list[tuple[str, str]]:
+    """(name, one-line description) of every bundled recipe."""
+    from compress.config import bundled_recipes
+
+    return bundled_recipes()
+
+
+def predict(bundle_dir: Any, texts: list[str]) -> list[Prediction]:
+    """Classify texts with a deployable bundle (ONNX Runtime only, no torch)."""
+    from compress.bundle.predict import predict as _predict
+
+    return _predict(bundle_dir, texts)

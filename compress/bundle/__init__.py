@@ -1,0 +1,1 @@
+"""The deployable bundle: INT8 ONNX model + tokenizer + manifest, runnable without torch."""

@@ -1,0 +1,138 @@
+"""The ``compress`` command line: a thin layer over the Python API that prints with rich."""
+
+from __future__ import annotations
+
+import sys
+from functools import wraps
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from compress.errors import CompressError
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="Compress trained Transformers for edge devices: prune, distill, quantize, validate, report.",
+    pretty_exceptions_enable=False,
+)
+console = Console()
+err_console = Console(stderr=True)
+_state = {"debug": False}
+
+
+@app.callback()
+def main(
+    debug: Annotated[bool, typer.Option("--debug", help="Show full tracebacks on errors.")] = False,
+) -> None:
+    _state["debug"] = debug
+
+
+def friendly_errors(func):
+    """Print a CompressError as one clear message and exit 2; tracebacks only with --debug."""
+
+    @wraps(func)
+    def wrapper(*args, **kwargs):
+        try:
+            return func(*args, **kwargs)
+        except CompressError as error:
+            if _state["debug"]:
+                raise
+            err_console.print(f"[bold red]error:[/] {error}", highlight=False)
+            raise typer.Exit(error.exit_code) from None
+        except KeyboardInterrupt:
+            err_console.print("[yellow]interrupted[/]: finished stages are saved; rerun with the same --out to resume")
+            raise typer.Exit(130) from None
+
+    return wrapper
+
+
+@app.command()
+@friendly_errors
+def run(
+    recipe: Annotated[str, typer.Argument(help="Recipe file, or the name of a bundled recipe (see 'compress recipes').")],
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Run directory (default: runs/<recipe>-<time>).")] = None,
+    set_: Annotated[
+        list[str] | None, typer.Option("--set", help="Override a field: STAGE.FIELD=VALUE or model/data.FIELD=VALUE.")
+    ] = None,
+) -> None:
+    """Run a recipe end to end; rerun with the same --out to resume an interrupted run."""
+    from compress import run_recipe
+
+    result = run_recipe(recipe, out=out, overrides=set_ or [], console=console)
+    console.print(f"\n[bold green]done[/]: run directory {result.run_dir}")
+    if result.report_path:
+        console.print(f"  report: {result.report_path.with_suffix('.md')} (and {result.report_path.name})")
+        _print_summary(result.report)
+    if result.bundle_dir:
+        console.print(f"  bundle: {result.bundle_dir}  (try: compress predict {result.bundle_dir} \"a great film\")")
+
+
+def _print_summary(report: dict | None) -> None:
+    if not report:
+        return
+    table = Table(title="variants", show_lines=False)
+    for column in ("variant", "accuracy", "size", "p50 b1 (cpu)", "speed-up"):
+        table.add_column(column)
+    for variant in report["variants"]:
+        cpu = variant.get("latency_ms", {}).get("cpu", {})
+        key = next((k for k in cpu if k.startswith("b1_")), None)
+        speed = variant.get("speedup_vs_baseline", {}).get("cpu", {}).get(key) if key else None
+        table.add_row(
+            variant["name"],
+            "-" if variant.get("accuracy") is None else f"{100 * variant['accuracy']:.2f}%",
+            f"{variant['size_bytes'] / 1e6:.1f} MB",
+            f"{cpu[key]['p50']:.2f} ms ({key})" if key else "-",
+            f"{speed:.2f}x" if speed else "-",
+        )
+    console.print(table)
+
+
+@app.command()
+@friendly_errors
+def validate(
+    recipe: Annotated[str, typer.Argument(help="Recipe file or bundled recipe name.")],
+    set_: Annotated[list[str] | None, typer.Option("--set", help="Override a field, as in 'run'.")] = None,
+) -> None:
+    """Check a recipe without running it."""
+    from compress import validate_recipe
+
+    parsed = validate_recipe(recipe, set_ or [])
+    console.print(f"[green]ok[/]: {parsed.source} ({parsed.name}): " + " -> ".join(s.id for s in parsed.stages))
+
+
+@app.command()
+def recipes() -> None:
+    """List the bundled recipes."""
+    from compress import list_recipes
+
+    table = Table(show_header=True)
+    table.add_column("recipe")
+    table.add_column("what it does")
+    for name, description in list_recipes():
+        table.add_row(name, description)
+    console.print(table)
+
+
+@app.command()
+@friendly_errors
+def predict(
+    bundle: Annotated[Path, typer.Argument(help="Bundle directory written by a run.")],
+    texts: Annotated[list[str], typer.Argument(help="Texts to classify.")],
+) -> None:
+    """Classify texts with a deployable bundle (ONNX Runtime only)."""
+    from compress.bundle.predict import predict as run_predict
+
+    for prediction in run_predict(bundle, texts):
+        console.print(f"{prediction.label}\t{prediction.probability:.3f}\t{prediction.text}", highlight=False)
+
+
+def entry() -> None:  # pragma: no cover - for python -m compress
+    app(prog_name="compress")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(entry())

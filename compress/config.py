@@ -1,0 +1,298 @@
+"""Typed recipe configuration: YAML in, validated objects out, or one clear error naming field and file."""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from compress.errors import RecipeError
+from compress.registry import ONNX, TORCH, Stage, StageConfig, get_stage, stage_registry
+
+RUNTIME_WORDS = {TORCH: "a PyTorch model", ONNX: "an ONNX model"}
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ModelConfig(_Strict):
+    source: str = Field(
+        "minilm",
+        description="'minilm' (the embedded all-MiniLM-L6-v2), a local Hugging Face checkpoint directory, "
+        "a directory saved by compress, a hub id (needs internet), or 'package.module:factory' (runs your code).",
+    )
+    name: str = Field("teacher", description="Variant name of the input model in reports.")
+    tokenizer: str | None = Field(None, description="Tokenizer directory when the model source has none.")
+    max_length: int = Field(64, ge=8, le=4096, description="Tokens per text; longer texts are truncated.")
+
+
+class DataConfig(_Strict):
+    dataset: str = Field("rotten_tomatoes", description="A built-in dataset name or a .csv/.jsonl file.")
+    text_column: str = "text"
+    label_column: str = "label"
+    test_size: float = Field(2000, gt=0, description="Examples (>=1) or fraction (<1) held out for test.")
+    dev_size: float = Field(1000, gt=0, description="Examples (>=1) or fraction (<1) held out for dev.")
+    seed: int = 0
+    limit: int | None = Field(None, ge=10, description="Stratified subsample before splitting (quick runs).")
+
+
+class RecipeModel(_Strict):
+    name: str
+    description: str = ""
+    seed: int = 0
+    model: ModelConfig = ModelConfig()
+    data: DataConfig = DataConfig()
+    stages: list[Any] = Field(min_length=1)
+
+
+@dataclass(frozen=True)
+class StageSpec:
+    """One validated stage of a recipe."""
+
+    id: str
+    kind: str
+    config: StageConfig
+
+    def build(self) -> Stage:
+        cls = get_stage(self.kind)
+        assert cls is not None
+        return cls(self.config, self.id)
+
+
+@dataclass(frozen=True)
+class Recipe:
+    name: str
+    description: str
+    seed: int
+    model: ModelConfig
+    data: DataConfig
+    stages: tuple[StageSpec, ...]
+    source: str
+    """Where the recipe came from (a path), for messages."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "description": self.description,
+            "seed": self.seed,
+            "model": self.model.model_dump(),
+            "data": self.data.model_dump(),
+            "stages": [{s.kind: {"id": s.id, **s.config.model_dump()}} for s in self.stages],
+        }
+
+    @property
+    def hash(self) -> str:
+        blob = json.dumps(self.to_dict(), sort_keys=True, default=str).encode()
+        return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def _did_you_mean(word: str, options: list[str] | set[str]) -> str:
+    close = difflib.get_close_matches(str(word), sorted(options), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _describe_validation_error(
+    error: ValidationError, where: str, model: type[BaseModel], prefix: str = ""
+) -> str:
+    lines = []
+    for item in error.errors():
+        loc = ".".join(str(part) for part in item["loc"])
+        field = f"{prefix}{loc}" if loc else prefix.rstrip(".")
+        if item["type"] == "extra_forbidden":
+            known = _fields_at(model, item["loc"][:-1])
+            hint = _did_you_mean(item["loc"][-1], known)
+            lines.append(f"unknown field {field!r}{hint}; allowed: {', '.join(sorted(known))}")
+        else:
+            got = item.get("input")
+            shown = "" if isinstance(got, dict | list) or got is None else f" (got {got!r})"
+            lines.append(f"{field}: {item['msg']}{shown}")
+    return f"{where}: " + "; ".join(lines)
+
+
+def _fields_at(model: type[BaseModel], loc: tuple[Any, ...]) -> set[str]:
+    current: Any = model
+    for part in loc:
+        field = getattr(current, "model_fields", {}).get(part)
+        annotation = getattr(field, "annotation", None)
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            current = annotation
+    return set(getattr(current, "model_fields", {}))
+
+
+def _parse_override(text: str) -> tuple[list[str], Any]:
+    if "=" not in text:
+        raise RecipeError(f"--set {text!r}: expected SECTION.FIELD=VALUE, e.g. finetune.epochs=1")
+    key, raw = text.split("=", 1)
+    path = [part for part in key.strip().split(".") if part]
+    if len(path) < 2:
+        raise RecipeError(f"--set {text!r}: expected SECTION.FIELD=VALUE, e.g. finetune.epochs=1")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError:
+        value = raw
+    return path, value
+
+
+def _stage_entries(raw_stages: list[Any], where: str) -> list[tuple[str, dict[str, Any]]]:
+    """Normalise ``- finetune`` and ``- finetune: {...}`` entries into (kind, options) pairs."""
+    entries = []
+    for index, entry in enumerate(raw_stages):
+        if isinstance(entry, str):
+            entries.append((entry, {}))
+        elif isinstance(entry, dict) and len(entry) == 1:
+            kind, options = next(iter(entry.items()))
+            if options is None:
+                options = {}
+            if not isinstance(options, dict):
+                raise RecipeError(f"{where}: stages[{index}] ({kind}): options must be a mapping, got {options!r}")
+            entries.append((str(kind), dict(options)))
+        else:
+            raise RecipeError(
+                f"{where}: stages[{index}] must be a stage name or a one-key mapping like "
+                f"'- finetune: {{epochs: 2}}', got {entry!r}"
+            )
+    return entries
+
+
+def _stage_ids(entries: list[tuple[str, dict[str, Any]]]) -> list[str]:
+    ids, seen = [], {}
+    for kind, options in entries:
+        explicit = options.get("id")
+        if explicit:
+            ids.append(str(explicit))
+            continue
+        seen[kind] = seen.get(kind, 0) + 1
+        ids.append(kind if seen[kind] == 1 else f"{kind}{seen[kind]}")
+    return ids
+
+
+def apply_overrides(raw: dict[str, Any], overrides: list[str], where: str) -> dict[str, Any]:
+    """Apply ``--set a.b=value`` overrides to the raw recipe mapping (stage ids or top-level sections)."""
+    if not overrides:
+        return raw
+    raw = json.loads(json.dumps(raw))
+    entries = _stage_entries(raw.get("stages") or [], where)
+    ids = _stage_ids(entries)
+    for text in overrides:
+        path, value = _parse_override(text)
+        head = path[0]
+        if head in ids:
+            index = ids.index(head)
+            kind, options = entries[index]
+            target = options
+            entries[index] = (kind, options)
+        elif head in RecipeModel.model_fields and head != "stages":
+            target = raw.setdefault(head, {})
+            if not isinstance(target, dict):
+                raise RecipeError(f"--set {text!r}: {head!r} is not a section")
+        else:
+            known = set(ids) | {"model", "data"}
+            raise RecipeError(f"--set {text!r}: no stage or section named {head!r}{_did_you_mean(head, known)}")
+        for part in path[1:-1]:
+            target = target.setdefault(part, {})
+        target[path[-1]] = value
+    raw["stages"] = [{kind: options} for kind, options in entries]
+    return raw
+
+
+def parse_recipe(raw: Any, where: str = "<recipe>", overrides: list[str] | None = None) -> Recipe:
+    """Validate a raw recipe mapping into a :class:`Recipe`, raising :class:`RecipeError` on any problem."""
+    if not isinstance(raw, dict):
+        raise RecipeError(f"{where}: a recipe must be a YAML mapping with 'name' and 'stages', got {type(raw).__name__}")
+    raw = apply_overrides(raw, overrides or [], where)
+    try:
+        top = RecipeModel.model_validate(raw)
+    except ValidationError as error:
+        raise RecipeError(_describe_validation_error(error, where, RecipeModel)) from None
+
+    entries = _stage_entries(top.stages, where)
+    ids = _stage_ids(entries)
+    if len(set(ids)) != len(ids):
+        raise RecipeError(f"{where}: stage ids must be unique, got {ids}")
+    registry = stage_registry()
+    specs = []
+    runtime, made_by = TORCH, "the input"
+    for index, ((kind, options), stage_id) in enumerate(zip(entries, ids, strict=True)):
+        cls = registry.get(kind)
+        if cls is None:
+            raise RecipeError(
+                f"{where}: stages[{index}]: unknown stage {kind!r}{_did_you_mean(kind, registry)}; "
+                f"available: {', '.join(sorted(registry))}"
+            )
+        options = {k: v for k, v in options.items() if k != "id"}
+        try:
+            config = cls.Config.model_validate(options)
+        except ValidationError as error:
+            message = _describe_validation_error(error, where, cls.Config, prefix=f"stages[{index}] ({kind}).")
+            raise RecipeError(message) from None
+        if runtime not in cls.accepts:
+            needed = " or ".join(RUNTIME_WORDS[r] for r in sorted(cls.accepts))
+            raise RecipeError(
+                f"{where}: stages[{index}] ({kind}) needs {needed}, but after {made_by} the model is "
+                f"{RUNTIME_WORDS[runtime]}; move {kind!r} before the stage that converted it"
+            )
+        if cls.produces is not None:
+            runtime, made_by = cls.produces, f"stage {stage_id!r}"
+        specs.append(StageSpec(id=stage_id, kind=kind, config=config))
+    return Recipe(
+        name=top.name,
+        description=top.description,
+        seed=top.seed,
+        model=top.model,
+        data=top.data,
+        stages=tuple(specs),
+        source=where,
+    )
+
+
+def load_recipe(path: str | Path, overrides: list[str] | None = None) -> Recipe:
+    """Read and validate a recipe file. Bundled recipe names (``compress recipes``) work too."""
+    resolved = resolve_recipe_path(path)
+    try:
+        text = resolved.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise RecipeError(f"{resolved}: not a text file (it is not valid UTF-8)") from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+        raise RecipeError(f"{resolved}: not valid YAML{at}: {problem}") from None
+    return parse_recipe(raw, str(resolved), overrides)
+
+
+def bundled_recipes_dir() -> Path:
+    return Path(__file__).resolve().parent.parent / "recipes"
+
+
+def resolve_recipe_path(path: str | Path) -> Path:
+    candidate = Path(path)
+    if candidate.is_file():
+        return candidate
+    for bundled in (bundled_recipes_dir() / f"{path}.yaml", bundled_recipes_dir() / str(path)):
+        if bundled.is_file():
+            return bundled
+    if candidate.is_dir():
+        raise RecipeError(f"{path}: is a directory, expected a recipe .yaml file")
+    raise RecipeError(f"{path}: recipe file not found", hint="'compress recipes' lists the bundled recipes")
+
+
+def bundled_recipes() -> list[tuple[str, str]]:
+    """(name, first line of description) for each recipe shipped in ``recipes/``."""
+    found = []
+    for path in sorted(bundled_recipes_dir().glob("*.yaml")):
+        try:
+            raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except yaml.YAMLError:
+            raw = {}
+        description = str(raw.get("description", "")).strip().splitlines() if isinstance(raw, dict) else []
+        found.append((path.stem, description[0] if description else ""))
+    return found

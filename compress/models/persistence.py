@@ -1,0 +1,108 @@
+"""Save and load PyTorch models as safetensors weights plus a description of every shape.
+
+``save_pretrained``/``from_pretrained`` cannot describe a pruned model (attention width != hidden size,
+different head counts per layer), so compress stores the shapes itself and rebuilds the modules on load.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from compress.errors import ModelLoadError
+from compress.io_utils import atomic_path, read_json, write_json_atomic
+from compress.models import architectures
+
+MANIFEST = "compress_model.json"
+WEIGHTS = "model.safetensors"
+FORMAT_VERSION = 1
+
+
+def is_compress_model_dir(path: str | Path) -> bool:
+    return (Path(path) / MANIFEST).is_file()
+
+
+def save_model(model: nn.Module, directory: str | Path, factory: str | None = None) -> Path:
+    """Write ``model`` to ``directory`` (weights atomically, manifest last so a partial save is not loadable)."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    state = {name: tensor.detach().contiguous().cpu() for name, tensor in model.state_dict().items()}
+    with atomic_path(directory / WEIGHTS) as tmp:
+        save_file(state, str(tmp))
+    config = getattr(model, "config", None)
+    manifest: dict[str, Any] = {
+        "format": FORMAT_VERSION,
+        "architecture": type(model).__name__,
+        "factory": factory,
+        "shapes": {name: list(tensor.shape) for name, tensor in state.items()},
+    }
+    if config is not None and factory is None:
+        manifest["config"] = config.to_dict()
+        manifest["attention"] = [layout.to_dict() for layout in architectures.attention_layout(model)]
+    write_json_atomic(directory / MANIFEST, manifest)
+    return directory
+
+
+def load_model(directory: str | Path) -> nn.Module:
+    """Rebuild a model saved by :func:`save_model`, in eval mode."""
+    directory = Path(directory)
+    if not is_compress_model_dir(directory):
+        raise ModelLoadError(f"{directory}: not a model saved by compress (no {MANIFEST})")
+    manifest = read_json(directory / MANIFEST)
+    try:
+        state = load_file(str(directory / WEIGHTS))
+    except Exception as error:  # safetensors raises several types for truncated or corrupt files
+        raise ModelLoadError(f"{directory / WEIGHTS}: cannot read weights ({error})") from None
+    model = _instantiate(manifest)
+    resize_to_state(model, state)
+    if manifest.get("attention"):
+        layouts = [architectures.AttentionLayout(**item) for item in manifest["attention"]]
+        architectures.set_attention_layout(model, layouts)
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as error:
+        raise ModelLoadError(f"{directory}: weights do not match the model description: {error}") from None
+    return model.eval()
+
+
+def _instantiate(manifest: dict[str, Any]) -> nn.Module:
+    if manifest.get("factory"):
+        from compress.models.sources import call_factory
+
+        return call_factory(manifest["factory"])
+    import transformers
+
+    config_dict = dict(manifest["config"])
+    config_class = transformers.AutoConfig.for_model(config_dict.pop("model_type"))
+    config = config_class.from_dict(config_dict) if hasattr(config_class, "from_dict") else config_class
+    architecture = getattr(transformers, manifest["architecture"], None)
+    if architecture is None:
+        raise ModelLoadError(f"unknown architecture {manifest['architecture']!r} in {MANIFEST}")
+    # Built on the CPU, not the meta device: non-persistent buffers (position ids) are not in the
+    # state dict and must be initialised by the constructor.
+    return architecture(config)
+
+
+def resize_to_state(model: nn.Module, state: dict[str, torch.Tensor]) -> None:
+    """Replace Linear / LayerNorm / Embedding modules whose saved shapes differ from the fresh model's."""
+    for name, module in list(model.named_modules()):
+        weight = state.get(f"{name}.weight")
+        if weight is None or not hasattr(module, "weight") or module.weight.shape == weight.shape:
+            continue
+        replacement = _resized(module, weight.shape, has_bias=f"{name}.bias" in state)
+        parent_name, _, child = name.rpartition(".")
+        parent = model.get_submodule(parent_name) if parent_name else model
+        setattr(parent, child, replacement)
+
+
+def _resized(module: nn.Module, shape: torch.Size, has_bias: bool) -> nn.Module:
+    if isinstance(module, nn.Linear):
+        return nn.Linear(shape[1], shape[0], bias=has_bias)
+    if isinstance(module, nn.LayerNorm):
+        return nn.LayerNorm(shape[0], eps=module.eps, elementwise_affine=True)
+    if isinstance(module, nn.Embedding):
+        return nn.Embedding(shape[0], shape[1], padding_idx=module.padding_idx)
+    raise ModelLoadError(f"cannot resize module {type(module).__name__} to {tuple(shape)}")

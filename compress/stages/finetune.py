@@ -1,0 +1,38 @@
+"""``finetune``: train encoder and classification head on the task's train split."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from compress.registry import TORCH, Stage, register_stage
+from compress.training import TrainingConfig
+
+
+class FinetuneConfig(TrainingConfig):
+    name: str | None = Field(None, description="Variant name; defaults to the input's (the fine-tuned model replaces it).")
+
+
+@register_stage
+class Finetune(Stage):
+    kind = "finetune"
+    summary = "Fine-tune encoder + classification head (AdamW, linear schedule, early stop on dev accuracy)."
+    Config = FinetuneConfig
+    accepts = frozenset({TORCH})
+    produces = TORCH
+
+    def run(self, current, ctx):
+        from compress.outputs import save_torch_variant
+        from compress.training import train_classifier
+
+        model = current.module()
+        encoder = ctx.encoder_for(current)
+        task = ctx.task
+        train = (encoder.encode(task.train.texts), task.train.labels)
+        dev = (encoder.encode(task.dev.texts), task.dev.labels)
+        result = train_classifier(
+            model, train, dev, encoder.pad_id, self.config, ctx.seed, ctx.console, description="fine-tune"
+        )
+        ctx.console.print(f"    best dev accuracy {result.best_dev_accuracy:.4f} (epoch {result.best_epoch})")
+        return save_torch_variant(
+            ctx, self, model, encoder, name=self.config.name or current.name, info={"training": result.to_dict()}
+        )

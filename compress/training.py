@@ -1,0 +1,130 @@
+"""The one training loop: AdamW, linear schedule with warm-up, early stopping on dev accuracy.
+
+Stages differ only in their loss (plain labels, distillation ...), which they pass in as ``loss_fn``.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from pydantic import Field
+from rich.console import Console
+from torch import nn
+
+from compress.data.batching import pad_batch
+from compress.evaluation.accuracy import accuracy, predict_logits
+from compress.evaluation.runners import TorchPredictor
+from compress.models.forward import classifier_logits
+from compress.progress import progress_bar
+from compress.registry import StageConfig
+
+LossFn = Callable[[nn.Module, torch.Tensor, torch.Tensor, torch.Tensor, np.ndarray], torch.Tensor]
+"""``loss_fn(model, input_ids, attention_mask, labels, example_indices) -> scalar loss``."""
+
+
+class TrainingConfig(StageConfig):
+    """Options shared by every stage that trains."""
+
+    epochs: int = Field(2, ge=0, le=100, description="Passes over the training split.")
+    learning_rate: float = Field(5e-5, gt=0, lt=1, description="AdamW peak learning rate.")
+    batch_size: int = Field(32, ge=1, le=4096)
+    warmup_ratio: float = Field(0.06, ge=0, lt=1, description="Share of steps spent warming up linearly.")
+    weight_decay: float = Field(0.01, ge=0, lt=1)
+    patience: int = Field(1, ge=0, description="Epochs without dev improvement before stopping early (0: never).")
+    max_train_examples: int | None = Field(None, ge=1, description="Train on at most this many examples.")
+
+
+@dataclass
+class TrainResult:
+    best_dev_accuracy: float
+    best_epoch: int
+    history: list[dict[str, float]] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, object]:
+        return {"best_dev_accuracy": self.best_dev_accuracy, "best_epoch": self.best_epoch, "history": self.history}
+
+
+def cross_entropy_loss(model: nn.Module, ids: torch.Tensor, mask: torch.Tensor, labels: torch.Tensor, _: np.ndarray):
+    return nn.functional.cross_entropy(classifier_logits(model, ids, mask), labels)
+
+
+def linear_schedule(optimizer: torch.optim.Optimizer, total_steps: int, warmup_ratio: float):
+    warmup = max(1, math.ceil(total_steps * warmup_ratio))
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        return max(0.0, (total_steps - step) / max(1, total_steps - warmup))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+def dev_accuracy(model: nn.Module, encoded: Sequence[Sequence[int]], labels: Sequence[int], pad_id: int) -> float:
+    model.eval()
+    logits = predict_logits(TorchPredictor(model), encoded, pad_id, batch_size=128)
+    return accuracy(logits, labels)
+
+
+def train_classifier(
+    model: nn.Module,
+    train: tuple[Sequence[Sequence[int]], Sequence[int]],
+    dev: tuple[Sequence[Sequence[int]], Sequence[int]],
+    pad_id: int,
+    config: TrainingConfig,
+    seed: int,
+    console: Console,
+    loss_fn: LossFn = cross_entropy_loss,
+    description: str = "training",
+) -> TrainResult:
+    """Train ``model`` in place and leave it holding the weights of its best dev epoch."""
+    train_ids, train_labels = train
+    if config.max_train_examples:
+        train_ids, train_labels = train_ids[: config.max_train_examples], train_labels[: config.max_train_examples]
+    torch.manual_seed(seed)
+    best = TrainResult(dev_accuracy(model, *dev, pad_id), best_epoch=0)
+    best_state = copy.deepcopy(model.state_dict())
+    if config.epochs == 0 or not train_ids:
+        return best
+    steps_per_epoch = math.ceil(len(train_ids) / config.batch_size)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
+    scheduler = linear_schedule(optimizer, steps_per_epoch * config.epochs, config.warmup_ratio)
+    labels_array = np.asarray(train_labels, dtype=np.int64)
+    epochs_without_gain = 0
+    for epoch in range(1, config.epochs + 1):
+        model.train()
+        order = np.random.default_rng(seed + epoch).permutation(len(train_ids))
+        running = 0.0
+        with progress_bar(console, f"{description} epoch {epoch}/{config.epochs}", steps_per_epoch) as bar:
+            for step_index, start in enumerate(range(0, len(order), config.batch_size), start=1):
+                chunk = order[start : start + config.batch_size]
+                ids, mask = pad_batch([train_ids[i] for i in chunk], pad_id)
+                loss = loss_fn(
+                    model, torch.from_numpy(ids), torch.from_numpy(mask), torch.from_numpy(labels_array[chunk]), chunk
+                )
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+                optimizer.step()
+                scheduler.step()
+                running += loss.item()
+                bar.update(bar.task_ids[0], advance=1, status=f"loss {running / step_index:.4f}")
+        accuracy_now = dev_accuracy(model, *dev, pad_id)
+        best.history.append({"epoch": epoch, "train_loss": running / steps_per_epoch, "dev_accuracy": accuracy_now})
+        console.print(f"    epoch {epoch}: train loss {running / steps_per_epoch:.4f}, dev accuracy {accuracy_now:.4f}")
+        if accuracy_now > best.best_dev_accuracy:
+            best.best_dev_accuracy, best.best_epoch = accuracy_now, epoch
+            best_state = copy.deepcopy(model.state_dict())
+            epochs_without_gain = 0
+        else:
+            epochs_without_gain += 1
+            if config.patience and epochs_without_gain >= config.patience:
+                console.print(f"    stopping early: no dev improvement for {epochs_without_gain} epoch(s)")
+                break
+    model.load_state_dict(best_state)
+    model.eval()
+    return best

@@ -1,0 +1,76 @@
+"""A variant is one version of the model a run produced: a PyTorch model directory or an ONNX file."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from compress.io_utils import size_bytes
+from compress.registry import ONNX, TORCH
+
+
+@dataclass
+class Variant:
+    name: str
+    runtime: str
+    """``torch`` or ``onnxruntime``."""
+    precision: str
+    """``fp32``, ``int8`` ..."""
+    path: Path
+    """A compress model directory (torch) or a ``.onnx`` file."""
+    tokenizer_dir: Path
+    """Directory holding ``tokenizer.json`` for this variant."""
+    stage: str
+    """Id of the stage that made it."""
+    info: dict[str, Any] = field(default_factory=dict)
+    """Extra facts for the report (parameters, MACs, export tolerance ...)."""
+    _module: Any = field(default=None, repr=False, compare=False)
+
+    @property
+    def is_torch(self) -> bool:
+        return self.runtime == TORCH
+
+    @property
+    def is_onnx(self) -> bool:
+        return self.runtime == ONNX
+
+    def size_bytes(self) -> int:
+        """Bytes of the model weights on disk (the ONNX file, or the safetensors of a torch model)."""
+        if self.is_onnx:
+            return size_bytes(self.path)
+        weights = list(Path(self.path).glob("*.safetensors"))
+        return sum(size_bytes(w) for w in weights) if weights else size_bytes(self.path)
+
+    def module(self):
+        """The loaded ``torch.nn.Module`` (torch variants only), loaded once and cached."""
+        if not self.is_torch:
+            raise TypeError(f"variant {self.name!r} is an ONNX file, not a PyTorch model")
+        if self._module is None:
+            from compress.models.persistence import load_model
+
+            self._module = load_model(self.path)
+        return self._module
+
+    def to_record(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "runtime": self.runtime,
+            "precision": self.precision,
+            "path": str(self.path),
+            "tokenizer_dir": str(self.tokenizer_dir),
+            "stage": self.stage,
+            "info": self.info,
+        }
+
+    @classmethod
+    def from_record(cls, record: dict[str, Any]) -> Variant:
+        return cls(
+            name=record["name"],
+            runtime=record["runtime"],
+            precision=record["precision"],
+            path=Path(record["path"]),
+            tokenizer_dir=Path(record["tokenizer_dir"]),
+            stage=record["stage"],
+            info=dict(record.get("info", {})),
+        )

@@ -1,0 +1,42 @@
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+sys.path.insert(0, str(Path(__file__).parent))
+
+import compress  # noqa: E402,F401  (silences third-party start-up noise for every test)
+from tiny import make_checkpoint, synthetic_rows, write_csv  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoints(tmp_path_factory) -> dict[str, Path]:
+    """One tiny random checkpoint directory per supported family."""
+    root = tmp_path_factory.mktemp("checkpoints")
+    return {family: make_checkpoint(root / family, family) for family in ("bert", "distilbert", "roberta")}
+
+
+@pytest.fixture(scope="session")
+def synthetic_csv(tmp_path_factory) -> Path:
+    return write_csv(tmp_path_factory.mktemp("data") / "synthetic.csv", synthetic_rows(600))
+
+
+@pytest.fixture
+def tiny_recipe(tiny_checkpoints, synthetic_csv):
+    """A fast recipe mapping on the tiny BERT and the synthetic CSV; tests tweak it as needed."""
+
+    def build(stages: list, family: str = "bert", **data) -> dict:
+        return {
+            "name": "tiny",
+            "seed": 0,
+            "model": {"source": str(tiny_checkpoints[family]), "max_length": 32},
+            "data": {"dataset": str(synthetic_csv), "test_size": 100, "dev_size": 100, **data},
+            "stages": stages,
+        }
+
+    return build

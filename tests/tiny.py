@@ -1,0 +1,78 @@
+"""Tiny random checkpoints and a synthetic sentiment task, so tests run real code in seconds."""
+
+from __future__ import annotations
+
+import csv
+import random
+from pathlib import Path
+
+from tokenizers import Tokenizer, models, pre_tokenizers, processors
+
+SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+POSITIVE = ["great", "wonderful", "moving", "brilliant", "charming", "superb", "delightful", "funny"]
+NEGATIVE = ["dull", "boring", "awful", "tedious", "clumsy", "bland", "messy", "flat"]
+NEUTRAL = [
+    "the", "a", "film", "movie", "plot", "actors", "story", "director", "is", "was", "and", "with",
+    "scenes", "music", "ending", "script", "cast", "pace", "this", "its", "very", "quite", "rather",
+]
+VOCAB = SPECIALS + POSITIVE + NEGATIVE + NEUTRAL
+FAMILIES = ("bert", "distilbert", "roberta")
+
+
+def tiny_tokenizer() -> Tokenizer:
+    tokenizer = Tokenizer(models.WordPiece({w: i for i, w in enumerate(VOCAB)}, unk_token="[UNK]"))
+    tokenizer.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    tokenizer.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]", special_tokens=[("[CLS]", 2), ("[SEP]", 3)]
+    )
+    return tokenizer
+
+
+def synthetic_rows(n: int, seed: int = 0) -> list[tuple[str, str]]:
+    """Texts with one sentiment word among neutral filler; the label follows that word."""
+    rng = random.Random(seed)
+    rows = []
+    for i in range(n):
+        label = "pos" if i % 2 == 0 else "neg"
+        words = rng.choices(NEUTRAL, k=rng.randint(4, 12))
+        words.insert(rng.randrange(len(words) + 1), rng.choice(POSITIVE if label == "pos" else NEGATIVE))
+        rows.append((" ".join(words), label))
+    return rows
+
+
+def write_csv(path: Path, rows: list[tuple[str, str]]) -> Path:
+    with open(path, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["text", "label"])
+        writer.writerows(rows)
+    return path
+
+
+def tiny_config(family: str, num_labels: int = 2, layers: int = 2, heads: int = 4, hidden: int = 32):
+    from transformers import BertConfig, DistilBertConfig, RobertaConfig
+
+    common = {"vocab_size": len(VOCAB), "num_labels": num_labels, "pad_token_id": 0}
+    if family == "bert":
+        return BertConfig(hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=heads,
+                          intermediate_size=hidden * 2, max_position_embeddings=128, **common)
+    if family == "roberta":
+        return RobertaConfig(hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=heads,
+                             intermediate_size=hidden * 2, max_position_embeddings=130, bos_token_id=2,
+                             eos_token_id=3, **common)
+    if family == "distilbert":
+        return DistilBertConfig(dim=hidden, n_layers=layers, n_heads=heads, hidden_dim=hidden * 2,
+                                max_position_embeddings=128, **common)
+    raise ValueError(family)
+
+
+def make_checkpoint(directory: Path, family: str = "bert", seed: int = 0, **config_kwargs) -> Path:
+    """Save a randomly initialised ``*ForSequenceClassification`` plus tokenizer.json to ``directory``."""
+    import torch
+    from transformers import AutoModelForSequenceClassification
+
+    torch.manual_seed(seed)
+    model = AutoModelForSequenceClassification.from_config(tiny_config(family, **config_kwargs))
+    directory.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(directory)
+    tiny_tokenizer().save(str(directory / "tokenizer.json"))
+    return directory
