@@ -1,0 +1,54 @@
+"""Distillation building blocks shared by every stage that learns from a teacher."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from compress.data.batching import iterate_batches
+from compress.models.forward import classifier_logits
+
+
+def logits_kd_loss(
+    student_logits: torch.Tensor,
+    teacher_logits: torch.Tensor,
+    labels: torch.Tensor | None,
+    temperature: float = 2.0,
+    hard_label_weight: float = 0.5,
+) -> torch.Tensor:
+    """``w * CE(labels) + (1 - w) * T^2 * KL(teacher_T || student_T)`` (Hinton et al.)."""
+    soft = F.kl_div(
+        F.log_softmax(student_logits / temperature, dim=-1),
+        F.softmax(teacher_logits / temperature, dim=-1),
+        reduction="batchmean",
+    ) * temperature**2
+    if labels is None or hard_label_weight == 0:
+        return soft
+    return hard_label_weight * F.cross_entropy(student_logits, labels) + (1 - hard_label_weight) * soft
+
+
+@torch.inference_mode()
+def teacher_logits(
+    teacher: nn.Module, encoded: Sequence[Sequence[int]], pad_id: int, batch_size: int = 128
+) -> torch.Tensor:
+    """Teacher logits for every example, computed once (the teacher's forward is the expensive part)."""
+    teacher.eval()
+    chunks = [
+        classifier_logits(teacher, torch.from_numpy(ids), torch.from_numpy(mask)).float()
+        for ids, mask, _ in iterate_batches(encoded, None, batch_size, pad_id)
+    ]
+    return torch.cat(chunks)
+
+
+def logits_kd_loss_fn(cached: torch.Tensor, temperature: float, hard_label_weight: float):
+    """A ``train_classifier`` loss that distils from cached teacher logits, looked up by example index."""
+
+    def loss(model: nn.Module, ids: torch.Tensor, mask: torch.Tensor, labels: torch.Tensor, index: np.ndarray):
+        student = classifier_logits(model, ids, mask)
+        return logits_kd_loss(student, cached[torch.from_numpy(index)], labels, temperature, hard_label_weight)
+
+    return loss
