@@ -127,7 +127,7 @@ def predict(
     from compress.bundle.predict import predict as run_predict
 
     for prediction in run_predict(bundle, texts):
-        console.print(f"{prediction.label}\t{prediction.probability:.3f}\t{prediction.text}", highlight=False)
+        typer.echo(f"{prediction.label}\t{prediction.probability:.3f}\t{prediction.text}")
 
 
 def entry() -> None:  # pragma: no cover - for python -m compress

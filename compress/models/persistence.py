@@ -7,7 +7,7 @@ different head counts per layer), so compress stores the shapes itself and rebui
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from safetensors.torch import load_file, save_file
 from torch import nn
@@ -15,6 +15,9 @@ from torch import nn
 from compress.errors import ModelLoadError
 from compress.io_utils import atomic_path, read_json, write_json_atomic
 from compress.models import architectures
+
+if TYPE_CHECKING:
+    import torch
 
 MANIFEST = "compress_model.json"
 WEIGHTS = "model.safetensors"

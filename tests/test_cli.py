@@ -1,0 +1,49 @@
+"""The CLI is thin: it validates, lists, runs and predicts through the library."""
+
+from __future__ import annotations
+
+import yaml
+from typer.testing import CliRunner
+
+from compress.cli import app
+
+runner = CliRunner()
+
+
+def test_recipes_lists_the_default():
+    result = runner.invoke(app, ["recipes"])
+    assert result.exit_code == 0
+    assert "default" in result.output
+
+
+def test_validate_accepts_the_default_and_shows_stages():
+    result = runner.invoke(app, ["validate", "default"])
+    assert result.exit_code == 0, result.output
+    assert "finetune -> export -> quantize -> evaluate -> bundle -> report" in result.output.replace("\n", " ")
+
+
+def test_validate_reports_a_typo_with_a_suggestion(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump({"name": "x", "stages": [{"finetune": {"epoch": 2}}]}))
+    result = runner.invoke(app, ["validate", str(path)])
+    assert result.exit_code == 2
+    assert "unknown field 'stages[0] (finetune).epoch'" in result.output
+    assert "did you mean 'epochs'" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_run_then_predict_through_the_cli(tmp_path, tiny_recipe):
+    recipe = tiny_recipe(
+        [{"finetune": {"epochs": 4, "learning_rate": 3e-3, "batch_size": 16, "patience": 0}}, "export", "quantize", "bundle"]
+    )
+    path = tmp_path / "tiny.yaml"
+    path.write_text(yaml.safe_dump(recipe))
+    out = tmp_path / "run"
+    result = runner.invoke(app, ["run", str(path), "--out", str(out), "--set", "finetune.epochs=6"])
+    assert result.exit_code == 0, result.output
+    assert (out / "bundle" / "manifest.json").is_file()
+    predicted = runner.invoke(app, ["predict", str(out / "bundle"), "the story was superb and moving", "the plot is dull and the cast flat"])
+    assert predicted.exit_code == 0, predicted.output
+    lines = [line.split("\t") for line in predicted.output.strip().splitlines()]
+    assert [line[0] for line in lines] == ["pos", "neg"]
+    assert all(0.5 <= float(line[1]) <= 1.0 for line in lines)
