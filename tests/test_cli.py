@@ -42,7 +42,8 @@ def test_run_then_predict_through_the_cli(tmp_path, tiny_recipe):
     result = runner.invoke(app, ["run", str(path), "--out", str(out), "--set", "finetune.epochs=6"])
     assert result.exit_code == 0, result.output
     assert (out / "bundle" / "manifest.json").is_file()
-    predicted = runner.invoke(app, ["predict", str(out / "bundle"), "the story was superb and moving", "the plot is dull and the cast flat"])
+    texts = ["the story was superb and moving", "the plot is dull and the cast flat"]
+    predicted = runner.invoke(app, ["predict", str(out / "bundle"), *texts])
     assert predicted.exit_code == 0, predicted.output
     lines = [line.split("\t") for line in predicted.output.strip().splitlines()]
     assert [line[0] for line in lines] == ["pos", "neg"]
