@@ -65,6 +65,8 @@ def variant_from_path(path: str | Path, name: str | None = None, tokenizer: str 
         raise ModelLoadError(f"{path}: no such file or directory")
     tokenizer_dir = _tokenizer_dir(path, Path(tokenizer) if tokenizer else None)
     label = name or (path.stem if path.is_file() else path.name)
+    if label == "model" and not name:  # runs save models as .../stages/03-quantize/model.onnx: name the stage
+        label = path.parent.name
     if path.is_file():
         if path.suffix != ".onnx":
             raise ModelLoadError(f"{path}: expected an .onnx file or a model directory")

@@ -62,3 +62,13 @@ def render_runs(run_dirs: Sequence[str | Path], out: str | Path | None = None) -
 def _labels(run_dirs: Sequence[str | Path]) -> list[str]:
     names = [Path(d).name if Path(d).is_dir() else Path(d).parent.name for d in run_dirs]
     return names if len(set(names)) == len(names) else [str(d) for d in run_dirs]
+
+
+def write_report_file(report: dict[str, Any], out: str | Path) -> Path:
+    """Write ``report`` as JSON, Markdown or HTML, chosen by ``out``'s suffix."""
+    out = Path(out)
+    if out.suffix == ".md":
+        return write_text_atomic(out, render_markdown(report))
+    if out.suffix in (".html", ".htm"):
+        return write_text_atomic(out, render_html(report))
+    return write_json_atomic(out, report)
