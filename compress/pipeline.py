@@ -87,10 +87,10 @@ def _restore(ctx: RunContext, state: dict[str, Any]) -> list[str]:
 
 def _load_input(ctx: RunContext) -> Variant:
     from compress.data.tokenization import TextEncoder
+    from compress.models.persistence import save_model
     from compress.models.sources import load_input_model
     from compress.outputs import count_parameters
     from compress.registry import TORCH
-    from compress.models.persistence import save_model
 
     loaded = load_input_model(ctx.recipe.model, ctx.task.label_names)
     encoder = TextEncoder.from_dir(loaded.tokenizer_dir, ctx.max_length)

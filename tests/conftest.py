@@ -10,8 +10,9 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 sys.path.insert(0, str(Path(__file__).parent))
 
-import compress  # noqa: E402,F401  (silences third-party start-up noise for every test)
 from tiny import make_checkpoint, synthetic_rows, write_csv  # noqa: E402
+
+import compress  # noqa: E402,F401  (silences third-party start-up noise for every test)
 
 
 @pytest.fixture(scope="session")

@@ -21,7 +21,9 @@ from compress.evaluation.targets import variant_from_path
 
 
 def test_percentiles_and_mean_checked_by_hand():
-    stats = LatencyStats(tuple(float(v) for v in range(10, 0, -1)), batch_size=4)  # 10..1, unsorted on purpose
+    stats = LatencyStats(
+        tuple(float(v) for v in range(10, 0, -1)), batch_size=4
+    )  # 10..1, unsorted on purpose
     # rank = (n-1) q/100 over the sorted samples 1..10: p50 -> 4.5 -> 5.5, p90 -> 8.1 -> 9.1, p99 -> 8.91 -> 9.91
     assert stats.p50 == pytest.approx(5.5)
     assert stats.p90 == pytest.approx(9.1)
@@ -37,7 +39,12 @@ def test_percentiles_and_mean_checked_by_hand():
 
 
 def test_interleaving_rotates_who_goes_first():
-    assert interleaved_order(["a", "b", "c"], 4) == [["a", "b", "c"], ["b", "c", "a"], ["c", "a", "b"], ["a", "b", "c"]]
+    assert interleaved_order(["a", "b", "c"], 4) == [
+        ["a", "b", "c"],
+        ["b", "c", "a"],
+        ["c", "a", "b"],
+        ["a", "b", "c"],
+    ]
 
 
 class Recorder:
@@ -98,8 +105,13 @@ def test_missing_device_and_failing_runtimes_are_skipped_with_notes(tiny_variant
 
     monkeypatch.setattr(torch, "compile", broken_compile)
     settings = LatencySettings(
-        batch_sizes=[1], seq_lengths=[8], rounds=3, warmup=0, devices=["cpu", "cuda"],
-        runtimes=["torch", "torch.compile"], memory=False,
+        batch_sizes=[1],
+        seq_lengths=[8],
+        rounds=3,
+        warmup=0,
+        devices=["cpu", "cuda"],
+        runtimes=["torch", "torch.compile"],
+        memory=False,
     )
     monkeypatch.setattr("compress.evaluation.suite.cuda_available", lambda: False)
     rows, notes = measure_latency([tiny_variant], settings, ["a great film"], None, Console(quiet=True))
@@ -114,7 +126,9 @@ def test_a_cuda_device_that_fails_to_run_is_a_note_not_an_error(tiny_variant, mo
     """With CUDA reported present but unusable (this machine has no GPU), every GPU row is skipped."""
     monkeypatch.setattr("compress.evaluation.suite.cuda_available", lambda: True)
     monkeypatch.setattr(runners, "cuda_available", lambda: True)
-    settings = LatencySettings(batch_sizes=[1], seq_lengths=[8], rounds=3, warmup=0, devices=["cuda"], memory=False)
+    settings = LatencySettings(
+        batch_sizes=[1], seq_lengths=[8], rounds=3, warmup=0, devices=["cuda"], memory=False
+    )
     rows, notes = measure_latency([tiny_variant], settings, ["a great film"], None, Console(quiet=True))
     assert all(not row["latency_ms"] for row in rows.values())
     assert any("on cuda" in n for n in notes)

@@ -25,7 +25,12 @@ def report() -> dict:
 
 
 def test_pareto_front_keeps_only_undominated_points():
-    pts = [Point("slow-best", 10, 0.82), Point("dominated", 9, 0.80), Point("fast", 7, 0.81), Point("fastest", 2, 0.7)]
+    pts = [
+        Point("slow-best", 10, 0.82),
+        Point("dominated", 9, 0.80),
+        Point("fast", 7, 0.81),
+        Point("fastest", 2, 0.7),
+    ]
     assert [p.label for p in pareto_front(pts)] == ["fastest", "fast", "slow-best"]
 
 
@@ -34,9 +39,21 @@ def test_html_is_self_contained_and_has_every_section(report):
     assert "<script" not in page and "http://" not in page.replace("http://www.w3.org/2000/svg", "")
     assert "https://" not in page
     assert page.count("<svg") == 3  # accuracy-latency, size bars, one latency distribution (one setting)
-    for text in ("Summary", "Accuracy vs latency", "Pareto front", "Size on disk", "Latency on cpu",
-                 "Quantization trials: teacher-int8", "calibration=random", "Stages", "Environment", "AMD EPYC 9R14",
-                 "AVX512-VNNI", "Skipped and notes", "torch-fp16 on cuda: skipped"):
+    for text in (
+        "Summary",
+        "Accuracy vs latency",
+        "Pareto front",
+        "Size on disk",
+        "Latency on cpu",
+        "Quantization trials: teacher-int8",
+        "calibration=random",
+        "Stages",
+        "Environment",
+        "AMD EPYC 9R14",
+        "AVX512-VNNI",
+        "Skipped and notes",
+        "torch-fp16 on cuda: skipped",
+    ):
         assert text in page, text
     summary = re.search(r'<ul class="summary">(.*?)</ul>', page).group(1)
     assert "<b>teacher-int8</b>: accuracy 81.90% (-0.25 pt)" in summary
@@ -48,16 +65,23 @@ def test_html_is_self_contained_and_has_every_section(report):
 
 def test_scatter_marks_the_pareto_front(report):
     page = render_html(report)
-    chart = page[page.index("Accuracy vs latency"):page.index("Size on disk")]
+    chart = page[page.index("Accuracy vs latency") : page.index("Size on disk")]
     circles = re.findall(r'<circle[^>]*stroke="#000"[^>]*><title>([^:]+):', chart)
-    assert sorted(circles) == ["student-int8", "teacher-int8", "teacher-onnx"]  # teacher is dominated by teacher-onnx
+    assert sorted(circles) == [
+        "student-int8",
+        "teacher-int8",
+        "teacher-onnx",
+    ]  # teacher is dominated by teacher-onnx
     assert "stroke-dasharray" in chart
 
 
 def test_markdown_has_summary_ratios_memory_and_trials(report):
     text = render_markdown(report)
     assert text.startswith("# compress report: fixture")
-    assert "- **teacher-onnx**: accuracy 82.15% (+0.00 pt); 7.10 ms p50 at b1_s128 on cpu, speed-up 1.44x" in text
+    assert (
+        "- **teacher-onnx**: accuracy 82.15% (+0.00 pt); 7.10 ms p50 at b1_s128 on cpu, speed-up 1.44x"
+        in text
+    )
     assert "4.90x (IQR 2.45-7.81) ⚠ noisy" in text
     assert "wider than 20% of the median" in text
     assert "| teacher | 22.7M | 1.4G | 90.9 MB | 600.0 MB peak RSS (181.8 MB for the model) |" in text
@@ -86,7 +110,7 @@ def test_report_command_rerenders_and_compares(report, tmp_path):
     out = tmp_path / "both.html"
     result = runner.invoke(app, ["report", str(tmp_path / "a"), str(tmp_path / "b"), "--out", str(out)])
     assert result.exit_code == 0, result.output
-    assert "<h1 style=\"margin-top:48px\">a</h1>" in out.read_text() and ">b</h1>" in out.read_text()
+    assert '<h1 style="margin-top:48px">a</h1>' in out.read_text() and ">b</h1>" in out.read_text()
     result = runner.invoke(app, ["report", str(tmp_path / "missing")])
     assert result.exit_code == 2 and "report.json here" in " ".join(result.output.split())
 
@@ -116,16 +140,34 @@ def test_fixture_satisfies_the_contract(report):
 def tiny_models(tmp_path_factory, tiny_checkpoints):
     from tiny_onnx import export_tiny_onnx
 
-    return tiny_checkpoints["bert"], export_tiny_onnx(tiny_checkpoints["bert"], tmp_path_factory.mktemp("onnx"))
+    return tiny_checkpoints["bert"], export_tiny_onnx(
+        tiny_checkpoints["bert"], tmp_path_factory.mktemp("onnx")
+    )
 
 
 def test_bench_measures_an_hf_checkpoint_and_an_onnx_file(tiny_models, tmp_path):
     checkpoint, onnx_file = tiny_models
     out = tmp_path / "bench.json"
-    result = CliRunner().invoke(app, [
-        "bench", str(checkpoint), str(onnx_file), "--batch-sizes", "1,2", "--seq-lengths", "16", "--rounds", "3",
-        "--warmup", "1", "--threads", "1", "--out", str(out),
-    ])
+    result = CliRunner().invoke(
+        app,
+        [
+            "bench",
+            str(checkpoint),
+            str(onnx_file),
+            "--batch-sizes",
+            "1,2",
+            "--seq-lengths",
+            "16",
+            "--rounds",
+            "3",
+            "--warmup",
+            "1",
+            "--threads",
+            "1",
+            "--out",
+            str(out),
+        ],
+    )
     assert result.exit_code == 0, result.output
     report = json.loads(out.read_text())
     assert_contract(report)

@@ -46,23 +46,31 @@ def bench(
     from compress.reporting.build import SCHEMA_VERSION, measured_entries, noise_threshold
 
     if not paths:
-        raise CompressError("give at least one model: an HF checkpoint directory, a compress model directory or .onnx")
+        raise CompressError(
+            "give at least one model: an HF checkpoint directory, a compress model directory or .onnx"
+        )
     if any(seq == "p95" for seq in settings.seq_lengths):
         raise CompressError("--seq-lengths: 'p95' needs a dataset; give token counts, e.g. 32,128")
     started = time.time()
     variants = _unique_names([variant_from_path(p, tokenizer=tokenizer) for p in paths])
-    evaluation = evaluate_variants(variants, settings, None, max(settings.seq_lengths), console or Console(),
-                                   FILLER_TEXTS)
+    evaluation = evaluate_variants(
+        variants, settings, None, max(settings.seq_lengths), console or Console(), FILLER_TEXTS
+    )
     return {
         "schema_version": SCHEMA_VERSION,
         "recipe": {"name": "bench", "description": "", "source": "compress bench", "hash": None},
-        "run": {"started": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(started)),
-                "duration_s": round(time.time() - started, 1)},
+        "run": {
+            "started": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(started)),
+            "duration_s": round(time.time() - started, 1),
+        },
         "data": None,
         "baseline": variants[0].name,
         "variants": measured_entries(variants, evaluation["variants"], variants[0]),
         "stages": [],
-        "evaluation": {"settings": evaluation["settings"], "notes": evaluation["notes"],
-                       "noisy_relative_iqr": noise_threshold()},
+        "evaluation": {
+            "settings": evaluation["settings"],
+            "notes": evaluation["notes"],
+            "noisy_relative_iqr": noise_threshold(),
+        },
         "environment": environment(settings.threads),
     }

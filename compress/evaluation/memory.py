@@ -76,7 +76,11 @@ def _child() -> None:
     for _ in range(CALLS):
         predictor.logits(ids, mask)
     peak = peak_rss_bytes()
-    print(json.dumps({"peak_rss_bytes": peak, "model_rss_bytes": max(0, peak - before), "library_rss_bytes": before}))
+    print(
+        json.dumps(
+            {"peak_rss_bytes": peak, "model_rss_bytes": max(0, peak - before), "library_rss_bytes": before}
+        )
+    )
 
 
 if __name__ == "__main__":

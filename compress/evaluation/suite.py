@@ -24,7 +24,6 @@ from compress.evaluation.runners import (
 from compress.progress import progress_bar, step
 from compress.variants import Variant
 
-
 RuntimeName = Literal["torch", "torch.compile", "torch-fp16", "onnxruntime", "onnxruntime-trt"]
 
 

@@ -27,7 +27,9 @@ def load_torch_module(path: Path):
     try:
         return AutoModelForSequenceClassification.from_pretrained(str(path)).eval()
     except Exception as error:  # transformers raises many types for unreadable checkpoints
-        raise ModelLoadError(f"{path}: cannot load as a sequence-classification checkpoint ({error})") from None
+        raise ModelLoadError(
+            f"{path}: cannot load as a sequence-classification checkpoint ({error})"
+        ) from None
 
 
 def onnx_facts(path: Path) -> dict[str, Any]:
@@ -54,11 +56,14 @@ def _tokenizer_dir(path: Path, tokenizer: Path | None) -> Path:
         if candidate and (Path(candidate) / "tokenizer.json").is_file():
             return Path(candidate)
     raise ModelLoadError(
-        f"{path}: no tokenizer.json next to the model", hint="pass --tokenizer DIR (a directory holding tokenizer.json)"
+        f"{path}: no tokenizer.json next to the model",
+        hint="pass --tokenizer DIR (a directory holding tokenizer.json)",
     )
 
 
-def variant_from_path(path: str | Path, name: str | None = None, tokenizer: str | Path | None = None) -> Variant:
+def variant_from_path(
+    path: str | Path, name: str | None = None, tokenizer: str | Path | None = None
+) -> Variant:
     """A measurable Variant for ``path``; torch models are loaded now so a bad path fails early."""
     path = Path(path).expanduser()
     if not path.exists():
@@ -71,14 +76,24 @@ def variant_from_path(path: str | Path, name: str | None = None, tokenizer: str 
         if path.suffix != ".onnx":
             raise ModelLoadError(f"{path}: expected an .onnx file or a model directory")
         facts = onnx_facts(path)
-        return Variant(label, ONNX, facts["precision"], path, tokenizer_dir, "bench", {"parameters": facts["parameters"]})
+        return Variant(
+            label, ONNX, facts["precision"], path, tokenizer_dir, "bench", {"parameters": facts["parameters"]}
+        )
     from compress.models.persistence import is_compress_model_dir
 
     if not is_compress_model_dir(path) and not (path / "config.json").is_file():
-        raise ModelLoadError(f"{path}: neither a compress model directory nor a Hugging Face checkpoint (no config.json)")
+        raise ModelLoadError(
+            f"{path}: neither a compress model directory nor a Hugging Face checkpoint (no config.json)"
+        )
     module = load_torch_module(path)
     variant = Variant(
-        label, TORCH, "fp32", path, tokenizer_dir, "bench", {"parameters": sum(p.numel() for p in module.parameters())}
+        label,
+        TORCH,
+        "fp32",
+        path,
+        tokenizer_dir,
+        "bench",
+        {"parameters": sum(p.numel() for p in module.parameters())},
     )
     variant._module = module
     return variant

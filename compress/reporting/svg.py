@@ -22,11 +22,9 @@ def nice_ticks(low: float, high: float, count: int = 5) -> list[float]:
     raw = (high - low) / count
     magnitude = 10 ** math.floor(math.log10(raw))
     step = next(m * magnitude for m in (1, 2, 5, 10) if m * magnitude >= raw)
-    start = math.floor(low / step) * step
-    ticks, value = [], start
-    while value <= high + step * 0.5:
-        ticks.append(round(value, 10))
-        value += step
+    ticks = [math.floor(low / step) * step]
+    while ticks[-1] < high - 1e-12:  # the last tick must cover ``high``, or points fall off the chart
+        ticks.append(round(ticks[-1] + step, 10))
     return ticks
 
 
@@ -61,7 +59,9 @@ def _frame(width: int, height: int, body: list[str], title: str) -> str:
     )
 
 
-def scatter(points: Sequence[Point], x_label: str, y_label: str, title: str, groups: Sequence[str] = ()) -> str:
+def scatter(
+    points: Sequence[Point], x_label: str, y_label: str, title: str, groups: Sequence[str] = ()
+) -> str:
     """Accuracy-vs-latency style scatter; the Pareto front is drawn as a dashed line through its points."""
     width, height, left, right, top, bottom = 880, 440, 80, 220, 30, 60
     xs, ys = [p.x for p in points], [p.y for p in points]
@@ -80,7 +80,9 @@ def scatter(points: Sequence[Point], x_label: str, y_label: str, title: str, gro
     front = pareto_front(points)
     if len(front) > 1:
         path = " ".join(f"{sx(p.x):.1f},{sy(p.y):.1f}" for p in front)
-        body.append(f'<polyline points="{path}" fill="none" stroke="#555" stroke-width="2" stroke-dasharray="6 4"/>')
+        body.append(
+            f'<polyline points="{path}" fill="none" stroke="#555" stroke-width="2" stroke-dasharray="6 4"/>'
+        )
     on_front = {id(p) for p in front}
     placed: list[tuple[float, float]] = []
     for p in sorted(points, key=lambda q: (-q.y, q.x)):
@@ -90,12 +92,16 @@ def scatter(points: Sequence[Point], x_label: str, y_label: str, title: str, gro
             label_y += 16  # labels of nearby points stack downwards instead of overprinting
         placed.append((cx, label_y))
         ring = ' stroke="#000" stroke-width="2.5"' if id(p) in on_front else ' stroke="#fff" stroke-width="1"'
-        body.append(f'<circle cx="{cx:.1f}" cy="{cy:.1f}" r="7" fill="{color(p.group)}"{ring}>'
-                    f"<title>{escape(p.label)}: {p.x:.2f} ms, {100 * p.y:.2f}%</title></circle>")
+        body.append(
+            f'<circle cx="{cx:.1f}" cy="{cy:.1f}" r="7" fill="{color(p.group)}"{ring}>'
+            f"<title>{escape(p.label)}: {p.x:.2f} ms, {100 * p.y:.2f}%</title></circle>"
+        )
         body.append(f'<text x="{cx + 10:.1f}" y="{label_y:.1f}" font-size="13">{escape(p.label)}</text>')
     legend_y = top + 10
-    body.append(f'<line x1="{width - right + 20}" y1="{legend_y}" x2="{width - right + 50}" y2="{legend_y}" '
-                'stroke="#555" stroke-width="2" stroke-dasharray="6 4"/>')
+    body.append(
+        f'<line x1="{width - right + 20}" y1="{legend_y}" x2="{width - right + 50}" y2="{legend_y}" '
+        'stroke="#555" stroke-width="2" stroke-dasharray="6 4"/>'
+    )
     body.append(f'<text x="{width - right + 56}" y="{legend_y + 5}">Pareto front</text>')
     for index, name in enumerate(groups):
         y = legend_y + 26 * (index + 1)
@@ -104,7 +110,9 @@ def scatter(points: Sequence[Point], x_label: str, y_label: str, title: str, gro
     return _frame(width, height, body, title)
 
 
-def _axes(left, top, plot_w, plot_h, x_ticks, y_ticks, sx, sy, x_label, y_label, percent_y=False) -> list[str]:
+def _axes(
+    left, top, plot_w, plot_h, x_ticks, y_ticks, sx, sy, x_label, y_label, percent_y=False
+) -> list[str]:
     body = [f'<rect x="{left}" y="{top}" width="{plot_w}" height="{plot_h}" fill="#fafafa" stroke="#999"/>']
     for t in x_ticks:
         x = sx(t)
@@ -115,9 +123,13 @@ def _axes(left, top, plot_w, plot_h, x_ticks, y_ticks, sx, sy, x_label, y_label,
         label = f"{100 * t:.1f}%" if percent_y else _fmt(t)
         body.append(f'<line x1="{left}" y1="{y:.1f}" x2="{left + plot_w}" y2="{y:.1f}" stroke="#e3e3e3"/>')
         body.append(f'<text x="{left - 8}" y="{y + 5:.1f}" text-anchor="end">{label}</text>')
-    body.append(f'<text x="{left + plot_w / 2}" y="{top + plot_h + 46}" text-anchor="middle">{escape(x_label)}</text>')
-    body.append(f'<text transform="translate(18 {top + plot_h / 2}) rotate(-90)" text-anchor="middle">'
-                f"{escape(y_label)}</text>")
+    body.append(
+        f'<text x="{left + plot_w / 2}" y="{top + plot_h + 46}" text-anchor="middle">{escape(x_label)}</text>'
+    )
+    body.append(
+        f'<text transform="translate(18 {top + plot_h / 2}) rotate(-90)" text-anchor="middle">'
+        f"{escape(y_label)}</text>"
+    )
     return body
 
 
@@ -132,7 +144,9 @@ def hbars(items: Sequence[tuple[str, float, str]], unit: str, title: str) -> str
         y = 10 + index * row
         bar = (width - left - right) * value / top_value
         body.append(f'<text x="{left - 10}" y="{y + 20}" text-anchor="end">{escape(label)}</text>')
-        body.append(f'<rect x="{left}" y="{y + 4}" width="{bar:.1f}" height="{row - 10}" fill="{color(index)}"/>')
+        body.append(
+            f'<rect x="{left}" y="{y + 4}" width="{bar:.1f}" height="{row - 10}" fill="{color(index)}"/>'
+        )
         body.append(f'<text x="{left + bar + 8:.1f}" y="{y + 20}">{escape(text)}</text>')
     return _frame(width, height, body, title)
 
@@ -154,20 +168,32 @@ def distributions(rows: Sequence[tuple[str, Sequence[float]]], x_label: str, tit
 
     body = [f'<rect x="{left}" y="{top}" width="{plot_w}" height="{plot_h}" fill="#fafafa" stroke="#999"/>']
     for t in x_ticks:
-        body.append(f'<line x1="{sx(t):.1f}" y1="{top}" x2="{sx(t):.1f}" y2="{top + plot_h}" stroke="#e3e3e3"/>')
+        body.append(
+            f'<line x1="{sx(t):.1f}" y1="{top}" x2="{sx(t):.1f}" y2="{top + plot_h}" stroke="#e3e3e3"/>'
+        )
         body.append(f'<text x="{sx(t):.1f}" y="{top + plot_h + 20}" text-anchor="middle">{_fmt(t)}</text>')
-    body.append(f'<text x="{left + plot_w / 2}" y="{top + plot_h + 46}" text-anchor="middle">{escape(x_label)}</text>')
+    body.append(
+        f'<text x="{left + plot_w / 2}" y="{top + plot_h + 46}" text-anchor="middle">{escape(x_label)}</text>'
+    )
     for index, (label, samples) in enumerate(rows):
         mid = top + index * row + row / 2
         body.append(f'<text x="{left - 10}" y="{mid + 5:.1f}" text-anchor="end">{escape(label)}</text>')
         q = {k: percentile(samples, k) for k in (5, 25, 50, 75, 95)}
-        body.append(f'<line x1="{sx(q[5]):.1f}" y1="{mid:.1f}" x2="{sx(q[95]):.1f}" y2="{mid:.1f}" stroke="#333"/>')
-        body.append(f'<rect x="{sx(q[25]):.1f}" y="{mid - 12:.1f}" width="{max(sx(q[75]) - sx(q[25]), 1):.1f}" '
-                    f'height="24" fill="{color(index)}" fill-opacity="0.25" stroke="{color(index)}"/>')
-        body.append(f'<line x1="{sx(q[50]):.1f}" y1="{mid - 14:.1f}" x2="{sx(q[50]):.1f}" y2="{mid + 14:.1f}" '
-                    'stroke="#000" stroke-width="3"/>')
+        body.append(
+            f'<line x1="{sx(q[5]):.1f}" y1="{mid:.1f}" x2="{sx(q[95]):.1f}" y2="{mid:.1f}" stroke="#333"/>'
+        )
+        body.append(
+            f'<rect x="{sx(q[25]):.1f}" y="{mid - 12:.1f}" width="{max(sx(q[75]) - sx(q[25]), 1):.1f}" '
+            f'height="24" fill="{color(index)}" fill-opacity="0.25" stroke="{color(index)}"/>'
+        )
+        body.append(
+            f'<line x1="{sx(q[50]):.1f}" y1="{mid - 14:.1f}" x2="{sx(q[50]):.1f}" y2="{mid + 14:.1f}" '
+            'stroke="#000" stroke-width="3"/>'
+        )
         for i, value in enumerate(samples):
             jitter = ((i * 7919) % 17 - 8) * 1.1
-            body.append(f'<circle cx="{sx(value):.1f}" cy="{mid + jitter:.1f}" r="2.2" fill="{color(index)}" '
-                        'fill-opacity="0.7"/>')
+            body.append(
+                f'<circle cx="{sx(value):.1f}" cy="{mid + jitter:.1f}" r="2.2" fill="{color(index)}" '
+                'fill-opacity="0.7"/>'
+            )
     return _frame(width, height, body, title)

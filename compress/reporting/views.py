@@ -81,10 +81,15 @@ def summary_line(report: dict[str, Any], variant: dict[str, Any]) -> str:
         device, key = where
         stats = variant.get("latency_ms", {}).get(device, {}).get(key)
         if stats:
-            parts.append(f"{stats['p50']:.2f} ms p50 at {key} on {device}, speed-up {speedup_text(variant, device, key)}")
+            parts.append(
+                f"{stats['p50']:.2f} ms p50 at {key} on {device}, speed-up {speedup_text(variant, device, key)}"
+            )
     ratio = variant.get("size_ratio_vs_baseline")
     if ratio:
-        relation = f"{ratio:.2f}x smaller" if ratio >= 1 else f"{1 / ratio:.2f}x larger"
+        if abs(ratio - 1) < 0.005:
+            relation = "same size"
+        else:
+            relation = f"{ratio:.2f}x smaller" if ratio > 1 else f"{1 / ratio:.2f}x larger"
         parts.append(f"{mb(variant.get('size_bytes'))} on disk, {relation}")
     return "; ".join(parts)
 

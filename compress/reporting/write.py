@@ -56,7 +56,7 @@ def render_runs(run_dirs: Sequence[str | Path], out: str | Path | None = None) -
     if len(reports) == 1:
         return [write_text_atomic(out, render_html(reports[0]))]
     labels = _labels(run_dirs)
-    return [write_text_atomic(out or "comparison.html", render_comparison_html(list(zip(labels, reports))))]
+    return [write_text_atomic(out or "comparison.html", render_comparison_html(list(zip(labels, reports, strict=True))))]
 
 
 def _labels(run_dirs: Sequence[str | Path]) -> list[str]:
