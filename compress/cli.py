@@ -130,6 +130,90 @@ def predict(
         typer.echo(f"{prediction.label}\t{prediction.probability:.3f}\t{prediction.text}")
 
 
+def _int_list(text: str, option: str) -> list[int]:
+    try:
+        values = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise CompressError(f"{option}: expected comma-separated integers, got {text!r}") from None
+    if not values or min(values) < 1:
+        raise CompressError(f"{option}: expected positive integers, got {text!r}")
+    return values
+
+
+@app.command()
+@friendly_errors
+def bench(
+    models: Annotated[list[str], typer.Argument(help="HF checkpoint dirs, compress model dirs or .onnx files; "
+                                                "the first is the baseline.")],
+    device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
+    batch_sizes: Annotated[str, typer.Option(help="Comma-separated batch sizes.")] = "1,8",
+    seq_lengths: Annotated[str, typer.Option(help="Comma-separated sequence lengths (tokens).")] = "128",
+    rounds: Annotated[int, typer.Option(help="Interleaved timed rounds per setting.")] = 30,
+    warmup: Annotated[int, typer.Option(help="Untimed calls per model and setting.")] = 5,
+    threads: Annotated[int, typer.Option(help="Intra-op threads (fixed, recorded).")] = 2,
+    runtimes: Annotated[str | None, typer.Option(help="Comma-separated runtimes: torch, torch.compile, "
+                                                 "torch-fp16, onnxruntime, onnxruntime-trt (default: all but "
+                                                 "torch.compile, where they apply).")] = None,
+    memory: Annotated[bool, typer.Option(help="Measure peak memory (a fresh process per model on CPU).")] = True,
+    tokenizer: Annotated[Path | None, typer.Option(help="Directory with tokenizer.json, when not next to a model.")] = None,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Write the results: .json (report.json "
+                                             "shape), .md or .html.")] = None,
+) -> None:
+    """Measure latency, throughput, memory and size of models outside a recipe (same code as 'evaluate')."""
+    from pydantic import ValidationError
+
+    from compress.evaluation.bench import bench as run_bench
+    from compress.evaluation.suite import LatencySettings
+
+    options = {"devices": [device], "batch_sizes": _int_list(batch_sizes, "--batch-sizes"),
+               "seq_lengths": _int_list(seq_lengths, "--seq-lengths"), "rounds": rounds, "warmup": warmup,
+               "threads": threads, "memory": memory}
+    if runtimes:
+        options["runtimes"] = [r.strip() for r in runtimes.split(",") if r.strip()]
+    try:
+        settings = LatencySettings(**options)
+    except ValidationError as error:
+        problems = "; ".join(f"--{'-'.join(str(x) for x in e['loc'][:1])}: {e['msg']}" for e in error.errors())
+        raise CompressError(problems.replace("_", "-")) from None
+    report = run_bench(models, settings, tokenizer, console)
+    _print_bench(report)
+    if out:
+        from compress.reporting.write import write_report_file
+
+        console.print(f"written: {write_report_file(report, out)}")
+
+
+def _print_bench(report: dict) -> None:
+    from compress.reporting.views import mb, memory_text, speedup_text
+
+    table = Table(title=f"latency (ms), baseline {report['baseline']}")
+    for column in ("model", "runtime", "setting", "p50", "p90", "p99", "samples/s", "speed-up", "size", "memory"):
+        table.add_column(column, overflow="fold")
+    for v in report["variants"]:
+        for device, settings in v.get("latency_ms", {}).items():
+            for key, s in settings.items():
+                table.add_row(v["name"], f"{v['runtime']} {v['precision']}", f"{device} {key}", f"{s['p50']:.2f}",
+                              f"{s['p90']:.2f}", f"{s['p99']:.2f}", f"{s['throughput']:.0f}",
+                              speedup_text(v, device, key), mb(v.get("size_bytes")), memory_text(v, device))
+    console.print(table)
+    for note in report["evaluation"]["notes"]:
+        console.print(f"[yellow]note[/]: {note}", highlight=False)
+
+
+@app.command()
+@friendly_errors
+def report(
+    runs: Annotated[list[Path], typer.Argument(help="Run directories (or report.json files).")],
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Output HTML file (default: re-render the one "
+                                             "run's report.md/html in place; comparison.html for several).")] = None,
+) -> None:
+    """Render a run's report again, or compare several runs on one HTML page."""
+    from compress.reporting.write import render_runs
+
+    for path in render_runs(runs, out):
+        console.print(f"written: {path}")
+
+
 def entry() -> None:  # pragma: no cover - for python -m compress
     app(prog_name="compress")
 

@@ -67,6 +67,11 @@ def test_report_json_contract(slice_run):
         for stats in cpu.values():
             assert 0 < stats["p50"] <= stats["p90"] <= stats["p99"]
     assert (slice_run.run_dir / "report.md").read_text().startswith("# compress report: tiny")
+    assert (slice_run.run_dir / "report.html").read_text().startswith("<!DOCTYPE html>")
+    assert report["environment"]["recipe_hash"] == report["recipe"]["hash"]
+    for variant in report["variants"]:
+        assert len(variant["latency_ms"]["cpu"]["b1_s32"]["samples"]) == 5
+        assert "b1_s32" in variant["speedup_spread_vs_baseline"]["cpu"]
 
 
 def test_bundle_predicts_like_the_int8_variant_without_torch(slice_run):

@@ -9,7 +9,10 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-LIBRARIES = ("torch", "onnx", "onnxruntime", "transformers", "torch-pruning", "neural-compressor", "tokenizers")
+LIBRARIES = (
+    "torch", "onnx", "onnxruntime", "onnxruntime-gpu", "transformers", "torch-pruning", "neural-compressor",
+    "tokenizers",
+)
 FLAG_NAMES = {
     "avx2": "AVX2",
     "avx512f": "AVX512",
@@ -83,9 +86,27 @@ def _nvidia_driver() -> str | None:
     return result.stdout.strip() or None
 
 
+def onnxruntime_providers() -> list[str]:
+    try:
+        import onnxruntime
+    except ImportError:
+        return []
+    return list(onnxruntime.get_available_providers())
+
+
+def load_average() -> list[float] | None:
+    """1/5/15-minute load averages when the report was written: a busy machine explains noisy latency."""
+    try:
+        return [round(value, 2) for value in os.getloadavg()]
+    except OSError:
+        return None
+
+
 def environment(threads: int) -> dict[str, Any]:
     model, flags = cpu_description()
     return {
+        "load_average": load_average(),
+        "onnxruntime_providers": onnxruntime_providers(),
         "cpu": model,
         "cpu_flags": flags,
         "cores": os.cpu_count(),

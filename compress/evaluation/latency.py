@@ -11,6 +11,7 @@ import statistics
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -57,7 +58,9 @@ class LatencyStats:
         """Samples per second at the median latency."""
         return 1000.0 * self.batch_size / self.p50
 
-    def to_dict(self) -> dict[str, float]:
+    def to_dict(self) -> dict[str, Any]:
+        """Summary numbers plus the raw samples (in round order), so reports can plot distributions
+        and pair rounds across variants."""
         return {
             "p50": round(self.p50, 4),
             "p90": round(self.p90, 4),
@@ -66,6 +69,7 @@ class LatencyStats:
             "stdev": round(self.stdev, 4),
             "throughput": round(self.throughput, 2),
             "rounds": len(self.samples_ms),
+            "samples": [round(value, 4) for value in self.samples_ms],
         }
 
 
@@ -76,6 +80,10 @@ def interleaved_order(names: Sequence[str], rounds: int) -> list[list[str]]:
 
 
 def time_call(predictor: Predictor, inputs: tuple[np.ndarray, np.ndarray]) -> float:
+    """Milliseconds for one call; on CUDA a predictor with its own clock (CUDA events) times itself."""
+    own_clock = getattr(predictor, "time_ms", None)
+    if own_clock is not None and str(predictor.device).startswith("cuda"):
+        return own_clock(*inputs)
     start = time.perf_counter()
     predictor.logits(*inputs)
     predictor.synchronize()
@@ -103,4 +111,32 @@ def measure_interleaved(
     return {
         name: LatencyStats(tuple(values), batch_size=int(inputs[name][0].shape[0]))
         for name, values in samples.items()
+    }
+
+
+NOISY_RELATIVE_IQR = 0.20
+"""A speed-up whose per-round ratios spread wider than this (interquartile range / median) is flagged."""
+
+
+def paired_ratio(baseline_ms: Sequence[float], variant_ms: Sequence[float]) -> dict[str, Any]:
+    """Speed-up over the baseline from samples of the same rounds: round ``r``'s ratio is
+    ``baseline[r] / variant[r]``, two calls made moments apart, so slow drifts of machine load cancel.
+
+    Returns the median ratio, its interquartile range, the relative IQR and whether that is narrow
+    enough (``<= NOISY_RELATIVE_IQR``) to trust.
+    """
+    rounds = min(len(baseline_ms), len(variant_ms))
+    if rounds == 0:
+        raise ValueError("no paired rounds")
+    ratios = [baseline_ms[r] / variant_ms[r] for r in range(rounds) if variant_ms[r] > 0]
+    median = percentile(ratios, 50)
+    low, high = percentile(ratios, 25), percentile(ratios, 75)
+    relative_iqr = (high - low) / median if median else math.inf
+    return {
+        "ratio": round(median, 3),
+        "p25": round(low, 3),
+        "p75": round(high, 3),
+        "relative_iqr": round(relative_iqr, 3),
+        "rounds": rounds,
+        "trusted": relative_iqr <= NOISY_RELATIVE_IQR,
     }

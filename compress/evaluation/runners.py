@@ -1,7 +1,15 @@
-"""Predictors: run any variant (PyTorch module or ONNX file) on padded numpy batches."""
+"""Predictors: run any variant (PyTorch module or ONNX file) on padded numpy batches.
+
+A *runtime* names how a variant is executed (``torch`` eager, ``torch.compile``, ``torch-fp16`` on CUDA,
+``onnxruntime`` with the CPU or CUDA execution provider, ``onnxruntime-trt``). :func:`open_runtime`
+opens one, returns ``None`` when it does not apply (an ONNX file has no torch.compile), and raises
+:class:`RuntimeUnavailable` when it applies but cannot run here, so callers skip it with a note.
+"""
 
 from __future__ import annotations
 
+import copy
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
@@ -20,17 +28,24 @@ class Predictor(Protocol):
     def synchronize(self) -> None: ...
 
 
+class RuntimeUnavailable(CompressError):
+    """A runtime that applies to a variant cannot run on this machine (missing library, device or provider)."""
+
+
 class TorchPredictor:
     runtime = "torch"
 
-    def __init__(self, module, device: str = "cpu", threads: int | None = None) -> None:
+    def __init__(self, module, device: str = "cpu", threads: int | None = None, half: bool = False) -> None:
         import torch
 
         if threads:
             torch.set_num_threads(threads)
         self.torch = torch
         self.device = device
-        self.module = module.to(device).eval()
+        if device != "cpu" or half:
+            module = copy.deepcopy(module)  # never move or cast the variant's shared CPU module in place
+        module = module.to(device).eval()
+        self.module = module.half() if half else module
 
     def logits(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
         from compress.models.forward import classifier_logits
@@ -45,13 +60,44 @@ class TorchPredictor:
         if self.device.startswith("cuda"):
             self.torch.cuda.synchronize()
 
+    def time_ms(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> float:
+        """Time one call on CUDA (host-to-device copy, forward, copy back) with CUDA events."""
+        start, end = (self.torch.cuda.Event(enable_timing=True) for _ in range(2))
+        start.record()
+        self.logits(input_ids, attention_mask)
+        end.record()
+        end.synchronize()
+        return float(start.elapsed_time(end))
+
+    def peak_memory_bytes(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> int | None:
+        """Peak CUDA memory allocated by torch during one call (weights included); None on CPU."""
+        if not self.device.startswith("cuda"):
+            return None
+        self.torch.cuda.synchronize()
+        self.torch.cuda.reset_peak_memory_stats()
+        self.logits(input_ids, attention_mask)
+        self.torch.cuda.synchronize()
+        return int(self.torch.cuda.max_memory_allocated())
+
+
+class CompiledTorchPredictor(TorchPredictor):
+    """``torch.compile`` of the module; compilation happens on the first call of each shape (warm-up)."""
+
+    runtime = "torch.compile"
+
+    def __init__(self, module, device: str = "cpu", threads: int | None = None) -> None:
+        super().__init__(module, device, threads)
+        self.module = self.torch.compile(self.module, dynamic=False)
+
 
 class OnnxPredictor:
     runtime = "onnxruntime"
 
-    def __init__(self, path: str | Path, device: str = "cpu", threads: int | None = None) -> None:
+    def __init__(
+        self, path: str | Path, device: str = "cpu", threads: int | None = None, provider: str | None = None
+    ) -> None:
         self.device = device
-        self.session = open_onnx_session(path, device, threads)
+        self.session = open_onnx_session(path, device, threads, provider)
         self.input_names = [i.name for i in self.session.get_inputs()]
 
     def logits(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
@@ -62,7 +108,12 @@ class OnnxPredictor:
         """ONNX Runtime's ``run`` returns after the outputs are on the host."""
 
 
-def open_onnx_session(path: str | Path, device: str = "cpu", threads: int | None = None):
+def open_onnx_session(path: str | Path, device: str = "cpu", threads: int | None = None, provider: str | None = None):
+    """An ONNX Runtime session on ``provider`` (default: CUDA on ``cuda``, CPU otherwise).
+
+    ONNX Runtime silently falls back to the CPU provider when the requested one fails to initialise;
+    that would make a "GPU" number a CPU number, so a missing provider raises :class:`RuntimeUnavailable`.
+    """
     import onnxruntime as ort
 
     options = ort.SessionOptions()
@@ -74,18 +125,76 @@ def open_onnx_session(path: str | Path, device: str = "cpu", threads: int | None
     # a 2-core machine, that steals time from whichever variant runs next.
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     options.log_severity_level = 3
-    providers = ["CPUExecutionProvider"]
-    if device.startswith("cuda"):
-        if "CUDAExecutionProvider" not in ort.get_available_providers():
-            raise CompressError("ONNX Runtime has no CUDA provider here; install onnxruntime-gpu")
-        providers.insert(0, "CUDAExecutionProvider")
+    provider = provider or ("CUDAExecutionProvider" if device.startswith("cuda") else "CPUExecutionProvider")
+    if provider not in ort.get_available_providers():
+        raise RuntimeUnavailable(f"ONNX Runtime has no {provider} here (install onnxruntime-gpu for CUDA/TensorRT)")
+    providers = list(dict.fromkeys([provider, "CUDAExecutionProvider" if device.startswith("cuda") else provider,
+                                    "CPUExecutionProvider"]))
     try:
-        return ort.InferenceSession(str(path), options, providers=providers)
+        session = ort.InferenceSession(str(path), options, providers=providers)
     except Exception as error:  # onnxruntime raises its own exception types for corrupt files
         raise CompressError(f"{path}: ONNX Runtime cannot load this model ({error})") from None
+    if provider not in session.get_providers():
+        raise RuntimeUnavailable(f"ONNX Runtime could not initialise {provider} (it fell back to {session.get_providers()[0]})")
+    return session
 
 
 def open_predictor(variant: Variant, device: str = "cpu", threads: int | None = None) -> Predictor:
     if variant.is_torch:
         return TorchPredictor(variant.module(), device, threads)
     return OnnxPredictor(variant.path, device, threads)
+
+
+@dataclass(frozen=True)
+class Runtime:
+    name: str
+    variant_runtime: str
+    """Which variants it runs: ``torch`` (modules) or ``onnxruntime`` (ONNX files)."""
+    devices: tuple[str, ...]
+    precision: str | None = None
+    """Overrides the variant's precision in reports (``fp16``), else the variant's own."""
+
+
+RUNTIMES = {
+    r.name: r
+    for r in (
+        Runtime("torch", "torch", ("cpu", "cuda")),
+        Runtime("torch.compile", "torch", ("cpu", "cuda")),
+        Runtime("torch-fp16", "torch", ("cuda",), precision="fp16"),
+        Runtime("onnxruntime", "onnxruntime", ("cpu", "cuda")),
+        Runtime("onnxruntime-trt", "onnxruntime", ("cuda",)),
+    )
+}
+DEFAULT_RUNTIMES = ("torch", "onnxruntime", "torch-fp16", "onnxruntime-trt")
+"""torch.compile is opt-in: compiling each shape costs tens of seconds on a small CPU."""
+
+
+def cuda_available() -> bool:
+    try:
+        import torch
+    except ImportError:
+        return False
+    return torch.cuda.is_available()
+
+
+def native_runtime(variant: Variant) -> str:
+    return variant.runtime
+
+
+def open_runtime(variant: Variant, runtime: str, device: str, threads: int | None = None) -> Predictor | None:
+    """Open ``variant`` on ``runtime`` and ``device``; ``None`` when that combination does not apply."""
+    spec = RUNTIMES.get(runtime)
+    if spec is None:
+        raise CompressError(f"unknown runtime {runtime!r}; known: {', '.join(RUNTIMES)}")
+    if spec.variant_runtime != variant.runtime or device not in spec.devices:
+        return None
+    if device == "cuda" and not cuda_available():
+        raise RuntimeUnavailable("no CUDA device present")
+    if spec.name == "torch":
+        return TorchPredictor(variant.module(), device, threads)
+    if spec.name == "torch-fp16":
+        return TorchPredictor(variant.module(), device, threads, half=True)
+    if spec.name == "torch.compile":
+        return CompiledTorchPredictor(variant.module(), device, threads)
+    provider = "TensorrtExecutionProvider" if spec.name == "onnxruntime-trt" else None
+    return OnnxPredictor(variant.path, device, threads, provider)

@@ -13,9 +13,18 @@ from compress.data.dataset import TextDataset
 from compress.data.tokenization import TextEncoder
 from compress.evaluation.accuracy import accuracy, predict_logits
 from compress.evaluation.latency import measure_interleaved, percentile
-from compress.evaluation.runners import Predictor, open_predictor
+from compress.evaluation.runners import (
+    DEFAULT_RUNTIMES,
+    RUNTIMES,
+    Predictor,
+    cuda_available,
+    open_predictor,
+    open_runtime,
+)
 from compress.progress import progress_bar, step
 from compress.variants import Variant
+
+RuntimeName = Literal["torch", "torch.compile", "torch-fp16", "onnxruntime", "onnxruntime-trt"]
 
 
 class LatencySettings(BaseModel):
@@ -29,6 +38,13 @@ class LatencySettings(BaseModel):
     warmup: int = Field(5, ge=0, description="Untimed calls per variant before measuring.")
     rounds: int = Field(30, ge=3, description="Timed rounds; each round runs every variant once, interleaved.")
     devices: list[Literal["cpu", "cuda"]] = Field(["cpu"], min_length=1)
+    runtimes: list[RuntimeName] = Field(
+        list(DEFAULT_RUNTIMES),
+        min_length=1,
+        description="Runtimes to time each variant on, where they apply (torch.compile is opt-in); "
+        "one that cannot run here is skipped with a note.",
+    )
+    memory: bool = Field(True, description="Measure peak memory per variant (a fresh process per variant on CPU).")
 
 
 def token_length_p95(encoder: TextEncoder, texts: Sequence[str]) -> int:
@@ -44,14 +60,6 @@ def latency_inputs(tokenizer_dir, texts: Sequence[str], batch: int, seq: int) ->
     row = ([ids[0]] + fill + [ids[-1]])[:seq]
     input_ids = np.tile(np.asarray(row, dtype=np.int64), (batch, 1))
     return input_ids, np.ones_like(input_ids)
-
-
-def cuda_available() -> bool:
-    try:
-        import torch
-    except ImportError:
-        return False
-    return torch.cuda.is_available()
 
 
 def measure_accuracy(
@@ -75,44 +83,117 @@ def measure_accuracy(
     return results
 
 
+def row_name(variant: Variant, runtime: str) -> str:
+    """A variant on its own runtime keeps its name; on another runtime it is ``name [runtime]``."""
+    return variant.name if runtime == variant.runtime else f"{variant.name} [{runtime}]"
+
+
+def largest_setting(settings: LatencySettings, p95_tokens: int | None) -> tuple[int, int]:
+    lengths = [p95_tokens if s == "p95" else s for s in settings.seq_lengths]
+    return max(settings.batch_sizes), max(length for length in lengths if length is not None)
+
+
+def _open_rows(
+    variants: Sequence[Variant], settings: LatencySettings, device: str, rows: dict[str, dict[str, Any]], notes: list[str]
+) -> dict[str, Predictor]:
+    """Every (variant, runtime) that applies on ``device``; the ones that cannot run here become notes."""
+    predictors: dict[str, Predictor] = {}
+    for variant in variants:
+        for runtime in settings.runtimes:
+            try:
+                predictor = open_runtime(variant, runtime, device, settings.threads)
+            except Exception as error:  # one runtime missing for one variant must not stop the others
+                notes.append(f"{variant.name} with {runtime} on {device}: skipped ({error})")
+                continue
+            if predictor is None:
+                continue
+            name = row_name(variant, runtime)
+            predictors[name] = predictor
+            rows.setdefault(name, _row(variant, runtime))
+    return predictors
+
+
+def _row(variant: Variant, runtime: str) -> dict[str, Any]:
+    precision = RUNTIMES[runtime].precision or variant.precision
+    return {"variant": variant.name, "runtime": runtime, "precision": precision, "latency_ms": {}, "memory": {}}
+
+
+def _usable(predictors: dict[str, Predictor], inputs, device: str, key: str, notes: list[str]) -> dict[str, Predictor]:
+    """Predictors whose first call on this setting succeeds (torch.compile may fail only now)."""
+    usable = {}
+    for name, predictor in predictors.items():
+        try:
+            predictor.logits(*inputs[name])
+        except Exception as error:  # any runtime failure skips this row for this setting, with a note
+            notes.append(f"{name} on {device} {key}: skipped ({type(error).__name__}: {str(error)[:200]})")
+            continue
+        usable[name] = predictor
+    return usable
+
+
 def measure_latency(
     variants: Sequence[Variant],
     settings: LatencySettings,
     texts: Sequence[str],
     p95_tokens: int | None,
     console: Console,
-) -> tuple[dict[str, dict[str, dict[str, dict[str, float]]]], list[str]]:
-    """``{variant: {device: {"b{batch}_s{seq}": stats}}}`` plus notes on anything skipped."""
-    results: dict[str, dict[str, dict[str, dict[str, float]]]] = {v.name: {} for v in variants}
+) -> tuple[dict[str, dict[str, Any]], list[str]]:
+    """``{row: {"variant", "runtime", "precision", "latency_ms": {device: {"b{batch}_s{seq}": stats}},
+    "memory": {device: ...}}}`` plus notes on anything skipped. A row is a variant on one runtime."""
+    rows: dict[str, dict[str, Any]] = {}
     notes: list[str] = []
+    tokenizers = {}
     for device in settings.devices:
         if device == "cuda" and not cuda_available():
             notes.append("cuda: no CUDA device present; GPU latency skipped")
             continue
-        predictors: dict[str, Predictor] = {}
+        predictors = _open_rows(variants, settings, device, rows, notes)
         for variant in variants:
-            try:
-                predictors[variant.name] = open_predictor(variant, device, settings.threads)
-            except Exception as error:  # a runtime missing for one variant must not stop the others
-                notes.append(f"{variant.name} on {device}: skipped ({error})")
+            for runtime in settings.runtimes:
+                tokenizers[row_name(variant, runtime)] = variant.tokenizer_dir
         for batch in settings.batch_sizes:
             for seq in settings.seq_lengths:
                 length = p95_tokens if seq == "p95" else seq
                 if length is None:
                     continue
                 key = f"b{batch}_s{length}"
-                inputs = {n: latency_inputs(_variant(variants, n).tokenizer_dir, texts, batch, length) for n in predictors}
+                inputs = {n: latency_inputs(tokenizers[n], texts, batch, length) for n in predictors}
+                usable = _usable(predictors, inputs, device, key, notes)
+                if not usable:
+                    continue
                 with progress_bar(console, f"latency {device} {key}", settings.rounds) as bar:
                     stats = measure_interleaved(
-                        predictors, inputs, settings.warmup, settings.rounds, on_round=lambda: step(bar)
+                        usable, inputs, settings.warmup, settings.rounds, on_round=lambda: step(bar)
                     )
                 for name, value in stats.items():
-                    results[name].setdefault(device, {})[key] = value.to_dict()
-    return results, notes
+                    rows[name]["latency_ms"].setdefault(device, {})[key] = value.to_dict()
+        if settings.memory:
+            _measure_memory(variants, settings, device, predictors, p95_tokens, texts, tokenizers, rows, notes)
+    return rows, notes
 
 
-def _variant(variants: Sequence[Variant], name: str) -> Variant:
-    return next(v for v in variants if v.name == name)
+def _measure_memory(variants, settings, device, predictors, p95_tokens, texts, tokenizers, rows, notes) -> None:
+    """Peak memory at the largest setting: a child process per row on CPU, torch's allocator on CUDA."""
+    from compress.evaluation.memory import measure_process_memory
+
+    batch, length = largest_setting(settings, p95_tokens)
+    by_row = {row_name(v, r): (v, r) for v in variants for r in settings.runtimes}
+    for name, predictor in predictors.items():
+        inputs = latency_inputs(tokenizers[name], texts, batch, length)
+        try:
+            if device == "cpu":
+                measured = measure_process_memory(*by_row[name], inputs, settings.threads)
+                measured["method"] = "peak RSS of a fresh process that loads only this variant"
+            else:
+                peak = getattr(predictor, "peak_memory_bytes", lambda *a: None)(*inputs)
+                if peak is None:
+                    notes.append(f"{name} on {device}: memory not measured (only torch reports CUDA memory)")
+                    continue
+                measured = {"peak_allocated_bytes": peak, "method": "torch.cuda.max_memory_allocated"}
+        except Exception as error:  # memory is secondary: a failure becomes a note, never a failed run
+            notes.append(f"{name} on {device}: memory not measured ({str(error)[:200]})")
+            continue
+        rows[name]["memory"][device] = {**measured, "setting": f"b{batch}_s{length}"}
 
 
 def evaluate_variants(
@@ -130,12 +211,13 @@ def evaluate_variants(
     first_encoder = TextEncoder.from_dir(variants[0].tokenizer_dir, max_length)
     p95 = token_length_p95(first_encoder, test.texts) if test is not None else None
     accuracy_results = measure_accuracy(variants, test, max_length, console, settings.threads) if test else {}
-    latency, notes = measure_latency(variants, settings, latency_texts, p95, console)
-    return {
-        "settings": {**settings.model_dump(), "p95_tokens": p95},
-        "variants": {
-            v.name: {**accuracy_results.get(v.name, {}), "latency_ms": latency[v.name], "size_bytes": v.size_bytes()}
-            for v in variants
-        },
-        "notes": notes,
-    }
+    rows, notes = measure_latency(variants, settings, latency_texts, p95, console)
+    by_name = {v.name: v for v in variants}
+    for variant in variants:  # a variant whose runtime was skipped everywhere still gets its accuracy and size
+        rows.setdefault(variant.name, _row(variant, variant.runtime))
+    for row in rows.values():
+        variant = by_name[row["variant"]]
+        row["size_bytes"] = variant.size_bytes()
+        if row["runtime"] == variant.runtime:
+            row.update(accuracy_results.get(variant.name, {}))
+    return {"settings": {**settings.model_dump(), "p95_tokens": p95}, "variants": rows, "notes": notes}

@@ -3,40 +3,67 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from typing import Any
 
 from compress.context import RunContext
+from compress.variants import Variant
 
 SCHEMA_VERSION = 1
 
 
-def _ratios(baseline: dict[str, Any], latency: dict[str, Any]) -> dict[str, dict[str, float]]:
-    """Speed-up of a variant's p50 over the baseline's, per device and setting of the same run."""
-    out: dict[str, dict[str, float]] = {}
+def speedups(
+    baseline: dict[str, Any], latency: dict[str, Any]
+) -> tuple[dict[str, dict[str, float]], dict[str, dict[str, dict[str, Any]]]]:
+    """Speed-up over the baseline per device and setting, and its spread.
+
+    With raw samples from the same interleaved rounds the speed-up is the median per-round ratio
+    (see :func:`paired_ratio`); older reports without samples fall back to the ratio of medians.
+    """
+    from compress.evaluation.latency import paired_ratio
+
+    ratios: dict[str, dict[str, float]] = {}
+    spreads: dict[str, dict[str, dict[str, Any]]] = {}
     for device, settings in latency.items():
         for key, stats in settings.items():
             reference = baseline.get(device, {}).get(key)
-            if reference and stats.get("p50"):
-                out.setdefault(device, {})[key] = round(reference["p50"] / stats["p50"], 3)
-    return out
+            if not reference or not stats.get("p50"):
+                continue
+            if reference.get("samples") and stats.get("samples"):
+                paired = paired_ratio(reference["samples"], stats["samples"])
+                spreads.setdefault(device, {})[key] = paired
+                ratios.setdefault(device, {})[key] = paired["ratio"]
+            else:
+                ratios.setdefault(device, {})[key] = round(reference["p50"] / stats["p50"], 3)
+    return ratios, spreads
 
 
-def variant_entries(ctx: RunContext) -> list[dict[str, Any]]:
-    measured = ctx.evaluation.get("variants", {})
-    baseline = ctx.baseline
-    base_latency = measured.get(baseline.name, {}).get("latency_ms", {})
-    base_size = measured.get(baseline.name, {}).get("size_bytes") or baseline.size_bytes()
-    base_accuracy = measured.get(baseline.name, {}).get("accuracy")
+def _ordered_rows(variants: Sequence[Variant], measured: dict[str, Any]) -> list[tuple[Variant, str, dict[str, Any]]]:
+    """Each variant's own row, then its rows on other runtimes (``name [runtime]``)."""
+    rows = []
+    for variant in variants:
+        rows.append((variant, variant.name, measured.get(variant.name, {})))
+        rows += [(variant, n, r) for n, r in measured.items() if r.get("variant") == variant.name and n != variant.name]
+    return rows
+
+
+def measured_entries(variants: Sequence[Variant], measured: dict[str, Any], baseline: Variant) -> list[dict[str, Any]]:
+    """report.json's ``variants`` list: one entry per measured row, with ratios against ``baseline``."""
+    base = measured.get(baseline.name, {})
+    base_latency = base.get("latency_ms", {})
+    base_size = base.get("size_bytes") or baseline.size_bytes()
+    base_accuracy = base.get("accuracy")
     entries = []
-    for variant in ctx.variants.values():
-        result = measured.get(variant.name, {})
+    for variant, name, result in _ordered_rows(variants, measured):
         size = result.get("size_bytes") or variant.size_bytes()
         accuracy_value = result.get("accuracy")
+        ratios, spreads = speedups(base_latency, result.get("latency_ms", {}))
         entries.append(
             {
-                "name": variant.name,
-                "runtime": variant.runtime,
-                "precision": variant.precision,
+                "name": name,
+                "variant": variant.name,
+                "runtime": result.get("runtime", variant.runtime),
+                "precision": result.get("precision", variant.precision),
                 "stage": variant.stage,
                 "path": str(variant.path),
                 "accuracy": accuracy_value,
@@ -47,12 +74,25 @@ def variant_entries(ctx: RunContext) -> list[dict[str, Any]]:
                 "size_bytes": size,
                 "size_ratio_vs_baseline": round(base_size / size, 3) if size else None,
                 "parameters": variant.info.get("parameters"),
+                "macs": variant.info.get("macs"),
                 "latency_ms": result.get("latency_ms", {}),
-                "speedup_vs_baseline": _ratios(base_latency, result.get("latency_ms", {})),
+                "speedup_vs_baseline": ratios,
+                "speedup_spread_vs_baseline": spreads,
+                "memory": result.get("memory", {}),
                 "info": variant.info,
             }
         )
     return entries
+
+
+def variant_entries(ctx: RunContext) -> list[dict[str, Any]]:
+    return measured_entries(list(ctx.variants.values()), ctx.evaluation.get("variants", {}), ctx.baseline)
+
+
+def noise_threshold() -> float:
+    from compress.evaluation.latency import NOISY_RELATIVE_IQR
+
+    return NOISY_RELATIVE_IQR
 
 
 def build_report(ctx: RunContext) -> dict[str, Any]:
@@ -77,6 +117,10 @@ def build_report(ctx: RunContext) -> dict[str, Any]:
         "baseline": ctx.baseline.name,
         "variants": variant_entries(ctx),
         "stages": ctx.stage_records,
-        "evaluation": {"settings": settings, "notes": ctx.evaluation.get("notes", [])},
-        "environment": environment(settings.get("threads", 0)),
+        "evaluation": {
+            "settings": settings,
+            "notes": ctx.evaluation.get("notes", []),
+            "noisy_relative_iqr": noise_threshold(),
+        },
+        "environment": {**environment(settings.get("threads", 0)), "recipe_hash": ctx.recipe.hash},
     }

@@ -4,17 +4,18 @@ from __future__ import annotations
 
 from typing import Any
 
-
-def _mb(size: int | None) -> str:
-    return "-" if not size else f"{size / 1e6:.1f} MB"
-
-
-def _pct(value: float | None) -> str:
-    return "-" if value is None else f"{100 * value:.2f}%"
-
-
-def _points(value: float | None) -> str:
-    return "-" if value is None else f"{100 * value:+.2f} pt"
+from compress.reporting.views import (
+    count,
+    devices,
+    latency_keys,
+    memory_text,
+    quantization_trials,
+    speedup_text,
+    summary_line,
+)
+from compress.reporting.views import mb as _mb
+from compress.reporting.views import pct as _pct
+from compress.reporting.views import points as _points
 
 
 def _table(header: list[str], rows: list[list[str]]) -> list[str]:
@@ -23,39 +24,13 @@ def _table(header: list[str], rows: list[list[str]]) -> list[str]:
     return lines
 
 
-def latency_keys(report: dict[str, Any], device: str) -> list[str]:
-    keys: list[str] = []
-    for variant in report["variants"]:
-        for key in variant.get("latency_ms", {}).get(device, {}):
-            if key not in keys:
-                keys.append(key)
-    return keys
-
-
-def devices(report: dict[str, Any]) -> list[str]:
-    found: list[str] = []
-    for variant in report["variants"]:
-        for device in variant.get("latency_ms", {}):
-            if device not in found:
-                found.append(device)
-    return found
-
-
 def render_markdown(report: dict[str, Any]) -> str:
-    recipe, data, env = report["recipe"], report["data"], report["environment"]
+    recipe, data, env = report["recipe"], report.get("data") or {}, report["environment"]
     lines = [f"# compress report: {recipe['name']}", ""]
     if recipe.get("description"):
         lines += [recipe["description"], ""]
-    sizes = data.get("sizes", {})
-    lines += [
-        f"Data: **{data['name']}** ({', '.join(data.get('labels', []))}); train {sizes.get('train')}, "
-        f"dev {sizes.get('dev')}, test {sizes.get('test')}; max length {data.get('max_length')}, "
-        f"p95 tokens {data.get('p95_tokens')}. Baseline: **{report['baseline']}**. "
-        f"Run took {report['run']['duration_s']:.0f} s.",
-        "",
-        "## Summary",
-        "",
-    ]
+    lines += [data_line(report), "", "## Summary", ""]
+    lines += [f"- **{v['name']}**: {summary_line(report, v)}" for v in report["variants"]] + [""]
     main_device = (devices(report) or ["cpu"])[0]
     keys = latency_keys(report, main_device)
     header = ["variant", "runtime", "precision", "test accuracy", "vs baseline", "size", "smaller"]
@@ -79,28 +54,36 @@ def render_markdown(report: dict[str, Any]) -> str:
     lines += _table(header, rows) + [""]
 
     for device in devices(report):
-        lines += [f"## Latency on {device} (ms; p50 / p90 / p99, throughput in samples/s)", ""]
+        lines += [f"## Latency on {device} (ms; p50 / p90 / p99, throughput in samples/s; speed-up vs baseline)", ""]
         keys = latency_keys(report, device)
         rows = []
         for v in report["variants"]:
             row = [v["name"]]
             for key in keys:
                 s = v.get("latency_ms", {}).get(device, {}).get(key)
-                row.append("-" if not s else f"{s['p50']:.2f} / {s['p90']:.2f} / {s['p99']:.2f} ({s['throughput']:.0f}/s)")
+                row.append(
+                    "-" if not s else f"{s['p50']:.2f} / {s['p90']:.2f} / {s['p99']:.2f} ({s['throughput']:.0f}/s); "
+                    f"{speedup_text(v, device, key)}"
+                )
             rows.append(row)
         lines += _table(["variant"] + keys, rows) + [""]
+    lines += _model_facts(report)
+    lines += _trials(report)
     settings = report.get("evaluation", {}).get("settings", {})
     if settings:
         lines += [
             f"Measured with {settings.get('threads')} threads, {settings.get('warmup')} warm-up calls and "
-            f"{settings.get('rounds')} interleaved rounds per setting (every variant once per round).",
+            f"{settings.get('rounds')} interleaved rounds per setting (every variant once per round). "
+            "Speed-ups are the median of per-round ratios against the baseline with their interquartile range; "
+            f"⚠ noisy marks a spread wider than {100 * report['evaluation'].get('noisy_relative_iqr', 0.2):.0f}% "
+            "of the median.",
             "",
         ]
     for note in report.get("evaluation", {}).get("notes", []):
         lines.append(f"- Note: {note}")
 
-    lines += ["## Stages", ""]
-    rows = [[s["id"], s["kind"], f"{s.get('seconds', 0):.0f} s", s.get("produced") or "-"] for s in report["stages"]]
+    lines += ["", "## Stages", ""]
+    rows = [[s["id"], s["kind"], f"{s.get('seconds', 0):.0f} s", s.get("produced") or "-"] for s in report.get("stages", [])]
     lines += _table(["stage", "kind", "time", "produced"], rows) + [""]
 
     libraries = ", ".join(f"{k} {v}" for k, v in env.get("libraries", {}).items() if v)
@@ -109,9 +92,71 @@ def render_markdown(report: dict[str, Any]) -> str:
         "",
         f"- CPU: {env.get('cpu')} ({', '.join(env.get('cpu_flags', [])) or 'no vector flags found'}), "
         f"{env.get('cores')} cores, {env.get('threads')} threads used",
-        f"- GPU: {env['gpu']['name'] if env.get('gpu') else 'none'}",
+        f"- GPU: {gpu_text(env)}",
+        f"- Load average when written: {env.get('load_average') or 'unknown'}",
         f"- Libraries: {libraries}",
-        f"- Recipe: `{recipe['source']}` (hash {recipe['hash']}), git commit {env.get('git_commit') or 'unknown'}",
+        f"- Recipe: `{recipe.get('source')}` (hash {recipe.get('hash')}), git commit {env.get('git_commit') or 'unknown'}",
         "",
     ]
     return "\n".join(lines)
+
+
+def data_line(report: dict[str, Any]) -> str:
+    data, run = report.get("data") or {}, report.get("run") or {}
+    sizes = data.get("sizes", {})
+    text = ""
+    if data.get("name"):
+        text = (
+            f"Data: **{data['name']}** ({', '.join(data.get('labels', []))}); train {sizes.get('train')}, "
+            f"dev {sizes.get('dev')}, test {sizes.get('test')}; max length {data.get('max_length')}, "
+            f"p95 tokens {data.get('p95_tokens')}. "
+        )
+    text += f"Baseline: **{report['baseline']}**."
+    if run.get("duration_s") is not None:
+        text += f" Run took {run['duration_s']:.0f} s."
+    return text
+
+
+def gpu_text(env: dict[str, Any]) -> str:
+    gpu = env.get("gpu")
+    if not gpu:
+        return "none"
+    return f"{gpu['name']} ({gpu.get('memory_gib')} GiB, driver {gpu.get('driver') or '?'}, CUDA {gpu.get('cuda')})"
+
+
+def _model_facts(report: dict[str, Any]) -> list[str]:
+    names = devices(report)
+    rows = [
+        [v["name"], count(v.get("parameters")), count(v.get("macs")), _mb(v.get("size_bytes"))]
+        + [memory_text(v, device) for device in names]
+        for v in report["variants"]
+    ]
+    lines = ["## Model size and memory", ""]
+    lines += _table(["variant", "parameters", "MACs", "on disk"] + [f"memory ({d})" for d in names], rows)
+    return lines + [
+        "",
+        "CPU memory: peak RSS of a fresh process that imports the runtime, loads only this variant and runs "
+        "the largest batch (the model part is that peak minus the process's RSS before loading).",
+        "",
+    ]
+
+
+def _trials(report: dict[str, Any]) -> list[str]:
+    lines: list[str] = []
+    for v in report["variants"]:
+        trials = quantization_trials(v)
+        if not trials:
+            continue
+        lines += [f"## Quantization trials for {v['name']}", ""]
+        rows = [
+            [
+                ", ".join(f"{k}={val}" for k, val in (t.get("config") or {}).items()),
+                _pct(t.get("dev_accuracy")),
+                "-" if t.get("latency_ms") is None else f"{t['latency_ms']:.2f} ms",
+                _mb(t.get("size_bytes")),
+                "yes" if t.get("chosen") else "",
+            ]
+            for t in trials
+        ]
+        lines += _table(["config", "dev accuracy", "latency", "size", "chosen"], rows) + [""]
+    return lines

@@ -15,7 +15,10 @@ class EvaluateConfig(LatencySettings):
 @register_stage
 class Evaluate(Stage):
     kind = "evaluate"
-    summary = "Accuracy on the test split and CPU latency percentiles for every variant, measured interleaved."
+    summary = (
+        "Accuracy on the test split; latency percentiles, speed-ups and peak memory for every variant "
+        "and runtime, measured interleaved."
+    )
     Config = EvaluateConfig
 
     def run(self, current, ctx):
@@ -28,5 +31,6 @@ class Evaluate(Stage):
             ordered, settings, ctx.task.test, ctx.max_length, ctx.console, ctx.task.test.texts
         )
         for name, result in ctx.evaluation["variants"].items():
-            ctx.console.print(f"    {name}: accuracy {result.get('accuracy', float('nan')):.4f}")
+            if result.get("accuracy") is not None:
+                ctx.console.print(f"    {name}: accuracy {result['accuracy']:.4f}", markup=False)
         return None

@@ -1,0 +1,87 @@
+"""Peak CPU memory of one variant on one runtime, measured in a fresh process.
+
+Within the interleaved latency process every variant is loaded at once, so process RSS cannot say
+which variant owns what (and the peak only ever grows). A child process per variant imports the
+runtime's library, records its RSS, loads the model, runs the largest batch a few times and reports
+its peak RSS: ``peak_rss_bytes`` is what a process serving only this variant needs, ``model_rss_bytes``
+the part the model and its activations add on top of the imported libraries.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from compress.variants import Variant
+
+CALLS = 3
+TIMEOUT_S = 600
+
+
+def measure_process_memory(
+    variant: Variant, runtime: str, inputs: tuple[np.ndarray, np.ndarray], threads: int
+) -> dict[str, Any]:
+    """Run the child and return its report; raises RuntimeError with the child's last words on failure."""
+    request = {
+        "variant": variant.to_record(),
+        "runtime": runtime,
+        "threads": threads,
+        "input_ids": inputs[0].tolist(),
+        "attention_mask": inputs[1].tolist(),
+    }
+    result = subprocess.run(
+        [sys.executable, "-m", "compress.evaluation.memory"],
+        input=json.dumps(request),
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT_S,
+    )
+    lines = result.stdout.strip().splitlines()
+    if result.returncode != 0 or not lines:
+        raise RuntimeError((result.stderr.strip().splitlines() or ["no output"])[-1])
+    return json.loads(lines[-1])
+
+
+def peak_rss_bytes() -> int:
+    """This process's RSS high-water mark (VmHWM). Unlike ``ru_maxrss``, which Linux carries across
+    fork/exec (a child of a big parent would report the parent's peak), VmHWM starts afresh at exec."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+    raise RuntimeError("no VmHWM in /proc/self/status (peak RSS needs Linux)")
+
+
+def _child() -> None:
+    import psutil
+
+    request = json.loads(sys.stdin.read())
+    runtime = request["runtime"]
+    if runtime.startswith("torch"):
+        import torch  # noqa: F401  (imported before the baseline reading, like the model's own process)
+    else:
+        import onnxruntime  # noqa: F401
+    from compress.evaluation.runners import open_runtime
+    from compress.evaluation.targets import loadable
+
+    before = psutil.Process().memory_info().rss
+    variant = loadable(Variant.from_record(request["variant"]))
+    predictor = open_runtime(variant, runtime, "cpu", request["threads"])
+    ids = np.asarray(request["input_ids"], dtype=np.int64)
+    mask = np.asarray(request["attention_mask"], dtype=np.int64)
+    for _ in range(CALLS):
+        predictor.logits(ids, mask)
+    peak = peak_rss_bytes()
+    print(
+        json.dumps(
+            {"peak_rss_bytes": peak, "model_rss_bytes": max(0, peak - before), "library_rss_bytes": before}
+        )
+    )
+
+
+if __name__ == "__main__":
+    _child()

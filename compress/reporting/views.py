@@ -1,0 +1,107 @@
+"""What every rendering of report.json shows the same way: number formats, the headline setting,
+the one-line summary per variant. Markdown and HTML both use these, so they never disagree."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def mb(size: int | None) -> str:
+    return "-" if not size else f"{size / 1e6:.1f} MB"
+
+
+def pct(value: float | None) -> str:
+    return "-" if value is None else f"{100 * value:.2f}%"
+
+
+def points(value: float | None) -> str:
+    return "-" if value is None else f"{100 * value:+.2f} pt"
+
+
+def count(value: int | None) -> str:
+    """12.3M / 4.5G style, for parameters and MACs."""
+    if value is None:
+        return "-"
+    for scale, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(value) >= scale:
+            return f"{value / scale:.1f}{suffix}"
+    return str(value)
+
+
+def devices(report: dict[str, Any]) -> list[str]:
+    found: list[str] = []
+    for variant in report["variants"]:
+        for device in variant.get("latency_ms", {}):
+            if device not in found:
+                found.append(device)
+    return found
+
+
+def latency_keys(report: dict[str, Any], device: str) -> list[str]:
+    keys: list[str] = []
+    for variant in report["variants"]:
+        for key in variant.get("latency_ms", {}).get(device, {}):
+            if key not in keys:
+                keys.append(key)
+    return keys
+
+
+def headline(report: dict[str, Any]) -> tuple[str, str] | None:
+    """The (device, setting) the summary quotes: the first device and the first setting measured."""
+    for device in devices(report):
+        keys = latency_keys(report, device)
+        if keys:
+            return device, keys[0]
+    return None
+
+
+def spread(variant: dict[str, Any], device: str, key: str) -> dict[str, Any] | None:
+    return variant.get("speedup_spread_vs_baseline", {}).get(device, {}).get(key)
+
+
+def speedup_text(variant: dict[str, Any], device: str, key: str) -> str:
+    """``2.91x (IQR 2.70-3.05)``, with a warning mark when the spread is too wide to trust."""
+    ratio = variant.get("speedup_vs_baseline", {}).get(device, {}).get(key)
+    if ratio is None:
+        return "-"
+    paired = spread(variant, device, key)
+    if not paired:
+        return f"{ratio:.2f}x"
+    text = f"{ratio:.2f}x (IQR {paired['p25']:.2f}-{paired['p75']:.2f})"
+    return text if paired["trusted"] else text + " ⚠ noisy"
+
+
+def summary_line(report: dict[str, Any], variant: dict[str, Any]) -> str:
+    """One sentence a manager can read: accuracy, speed-up and size against the baseline."""
+    parts = [f"accuracy {pct(variant.get('accuracy'))}"]
+    if variant.get("accuracy_delta_vs_baseline") is not None:
+        parts[-1] += f" ({points(variant['accuracy_delta_vs_baseline'])})"
+    where = headline(report)
+    if where:
+        device, key = where
+        stats = variant.get("latency_ms", {}).get(device, {}).get(key)
+        if stats:
+            parts.append(
+                f"{stats['p50']:.2f} ms p50 at {key} on {device}, speed-up {speedup_text(variant, device, key)}"
+            )
+    ratio = variant.get("size_ratio_vs_baseline")
+    if ratio:
+        if abs(ratio - 1) < 0.005:
+            relation = "same size"
+        else:
+            relation = f"{ratio:.2f}x smaller" if ratio > 1 else f"{1 / ratio:.2f}x larger"
+        parts.append(f"{mb(variant.get('size_bytes'))} on disk, {relation}")
+    return "; ".join(parts)
+
+
+def quantization_trials(variant: dict[str, Any]) -> list[dict[str, Any]]:
+    return list(((variant.get("info") or {}).get("quantization") or {}).get("trials") or [])
+
+
+def memory_text(variant: dict[str, Any], device: str) -> str:
+    memory = variant.get("memory", {}).get(device)
+    if not memory:
+        return "-"
+    if "peak_rss_bytes" in memory:
+        return f"{mb(memory['peak_rss_bytes'])} peak RSS ({mb(memory.get('model_rss_bytes'))} for the model)"
+    return f"{mb(memory.get('peak_allocated_bytes'))} peak allocated"

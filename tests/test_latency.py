@@ -1,0 +1,163 @@
+"""Latency statistics, interleaving, paired speed-ups and skipping of runtimes that cannot run here."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from rich.console import Console
+
+from compress.evaluation import runners
+from compress.evaluation.latency import (
+    NOISY_RELATIVE_IQR,
+    LatencyStats,
+    interleaved_order,
+    measure_interleaved,
+    paired_ratio,
+    percentile,
+)
+from compress.evaluation.runners import RuntimeUnavailable, open_runtime
+from compress.evaluation.suite import LatencySettings, measure_latency
+from compress.evaluation.targets import variant_from_path
+
+
+def test_percentiles_and_mean_checked_by_hand():
+    stats = LatencyStats(
+        tuple(float(v) for v in range(10, 0, -1)), batch_size=4
+    )  # 10..1, unsorted on purpose
+    # rank = (n-1) q/100 over the sorted samples 1..10: p50 -> 4.5 -> 5.5, p90 -> 8.1 -> 9.1, p99 -> 8.91 -> 9.91
+    assert stats.p50 == pytest.approx(5.5)
+    assert stats.p90 == pytest.approx(9.1)
+    assert stats.p99 == pytest.approx(9.91)
+    assert stats.mean == pytest.approx(5.5)
+    assert stats.throughput == pytest.approx(4 * 1000 / 5.5)
+    as_dict = stats.to_dict()
+    assert as_dict["samples"] == [float(v) for v in range(10, 0, -1)]
+    assert as_dict["rounds"] == 10
+    assert percentile([3.0], 99) == 3.0
+    with pytest.raises(ValueError):
+        percentile([], 50)
+
+
+def test_interleaving_rotates_who_goes_first():
+    assert interleaved_order(["a", "b", "c"], 4) == [
+        ["a", "b", "c"],
+        ["b", "c", "a"],
+        ["c", "a", "b"],
+        ["a", "b", "c"],
+    ]
+
+
+class Recorder:
+    """A real predictor that records when it was called (for the order, not for timing)."""
+
+    runtime, device = "test", "cpu"
+
+    def __init__(self, name: str, log: list[str]) -> None:
+        self.name, self.log = name, log
+
+    def logits(self, input_ids, attention_mask):
+        self.log.append(self.name)
+        return np.zeros((input_ids.shape[0], 2), dtype=np.float32)
+
+    def synchronize(self) -> None:
+        pass
+
+
+def test_measure_interleaved_warms_up_then_alternates():
+    log: list[str] = []
+    inputs = (np.ones((2, 4), dtype=np.int64), np.ones((2, 4), dtype=np.int64))
+    stats = measure_interleaved(
+        {n: Recorder(n, log) for n in ("a", "b")}, {"a": inputs, "b": inputs}, warmup=2, rounds=3
+    )
+    assert log == ["a", "a", "b", "b", "a", "b", "b", "a", "a", "b"]
+    assert len(stats["a"].samples_ms) == 3 and stats["a"].batch_size == 2
+
+
+def test_paired_ratio_uses_the_same_rounds_and_flags_wide_spreads():
+    steady = paired_ratio([10, 10, 10, 10], [5, 5, 4, 5])  # ratios 2, 2, 2.5, 2
+    assert steady["ratio"] == 2.0 and steady["p25"] == 2.0 and steady["p75"] == 2.125
+    assert steady["relative_iqr"] == pytest.approx(0.0625, abs=1e-3) and steady["trusted"]
+    # A slow drift hits both variants of a round alike, so the paired ratio stays exact.
+    drifting = paired_ratio([10, 20, 30, 40], [5, 10, 15, 20])
+    assert drifting["ratio"] == 2.0 and drifting["relative_iqr"] == 0.0
+    noisy = paired_ratio([10, 10, 10, 10], [2, 10, 5, 9])  # ratios 5, 1, 2, 1.11
+    assert noisy["relative_iqr"] > NOISY_RELATIVE_IQR and not noisy["trusted"]
+
+
+@pytest.fixture(scope="module")
+def tiny_variant(tiny_checkpoints):
+    return variant_from_path(tiny_checkpoints["bert"])
+
+
+def test_runtimes_that_do_not_apply_return_none_and_missing_ones_raise(tiny_variant, monkeypatch):
+    assert open_runtime(tiny_variant, "onnxruntime", "cpu") is None  # an ONNX runtime for a torch module
+    assert open_runtime(tiny_variant, "torch-fp16", "cpu") is None  # fp16 is a CUDA-only runtime
+    monkeypatch.setattr(runners, "cuda_available", lambda: False)
+    with pytest.raises(RuntimeUnavailable, match="no CUDA device"):
+        open_runtime(tiny_variant, "torch", "cuda")
+
+
+def test_missing_device_and_failing_runtimes_are_skipped_with_notes(tiny_variant, monkeypatch):
+    import torch
+
+    def broken_compile(*args, **kwargs):
+        raise RuntimeError("inductor is not available here")
+
+    monkeypatch.setattr(torch, "compile", broken_compile)
+    settings = LatencySettings(
+        batch_sizes=[1],
+        seq_lengths=[8],
+        rounds=3,
+        warmup=0,
+        devices=["cpu", "cuda"],
+        runtimes=["torch", "torch.compile"],
+        memory=False,
+    )
+    monkeypatch.setattr("compress.evaluation.suite.cuda_available", lambda: False)
+    rows, notes = measure_latency([tiny_variant], settings, ["a great film"], None, Console(quiet=True))
+    assert set(rows["bert"]["latency_ms"]) == {"cpu"}
+    assert rows["bert"]["latency_ms"]["cpu"]["b1_s8"]["rounds"] == 3
+    assert "bert [torch.compile]" not in rows
+    assert any("torch.compile" in n and "inductor is not available" in n for n in notes)
+    assert any(n.startswith("cuda: no CUDA device") for n in notes)
+
+
+def test_a_cuda_device_that_fails_to_run_is_a_note_not_an_error(tiny_variant, monkeypatch):
+    """With CUDA reported present but unusable (this machine has no GPU), every GPU row is skipped."""
+    monkeypatch.setattr("compress.evaluation.suite.cuda_available", lambda: True)
+    monkeypatch.setattr(runners, "cuda_available", lambda: True)
+    settings = LatencySettings(
+        batch_sizes=[1], seq_lengths=[8], rounds=3, warmup=0, devices=["cuda"], memory=False
+    )
+    rows, notes = measure_latency([tiny_variant], settings, ["a great film"], None, Console(quiet=True))
+    assert all(not row["latency_ms"] for row in rows.values())
+    assert any("on cuda" in n for n in notes)
+
+
+def test_tensorrt_without_onnxruntime_gpu_is_unavailable(tmp_path, tiny_checkpoints, monkeypatch):
+    import onnxruntime
+
+    if "TensorrtExecutionProvider" in onnxruntime.get_available_providers():
+        pytest.skip("TensorRT is installed here")
+    monkeypatch.setattr(runners, "cuda_available", lambda: True)
+    onnx_variant = _tiny_onnx(tmp_path, tiny_checkpoints["bert"])
+    with pytest.raises(RuntimeUnavailable, match="TensorrtExecutionProvider"):
+        open_runtime(onnx_variant, "onnxruntime-trt", "cuda")
+
+
+def _tiny_onnx(tmp_path, checkpoint):
+    from tiny_onnx import export_tiny_onnx
+
+    return variant_from_path(export_tiny_onnx(checkpoint, tmp_path / "onnx"))
+
+
+def test_cuda_predictor_times_with_its_own_clock_only_on_cuda(tiny_variant):
+    from compress.evaluation.latency import time_call
+
+    predictor = open_runtime(tiny_variant, "torch", "cpu")
+    calls = []
+    predictor.time_ms = lambda *inputs: calls.append(1) or 1.0  # must not be used on the CPU
+    inputs = (np.ones((1, 8), dtype=np.int64), np.ones((1, 8), dtype=np.int64))
+    assert time_call(predictor, inputs) > 0 and not calls
+    predictor.device = "cuda"
+    assert time_call(predictor, inputs) == 1.0 and calls
