@@ -25,7 +25,7 @@ def _table(header: list[str], rows: list[list[str]]) -> list[str]:
 
 
 def render_markdown(report: dict[str, Any]) -> str:
-    recipe, data, env = report["recipe"], report.get("data") or {}, report["environment"]
+    recipe, env = report["recipe"], report["environment"]
     lines = [f"# compress report: {recipe['name']}", ""]
     if recipe.get("description"):
         lines += [recipe["description"], ""]
