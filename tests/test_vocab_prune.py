@@ -174,3 +174,28 @@ def test_stage_in_a_recipe_prunes_exports_and_bundles(tiny_checkpoints, tmp_path
     predictions = predict(result.bundle_dir, ["a great and charming film", "the music was dull and tedious"])
     assert [p.label for p in predictions] == ["pos", "neg"]
     assert np.isfinite([p.probability for p in predictions]).all()
+
+
+@pytest.mark.integration
+def test_real_minilm_vocabulary_on_a_rotten_tomatoes_slice():
+    from compress.config import DataConfig
+    from compress.data.sources import load_task
+    from compress.models.sources import embedded_model_dir
+
+    task = load_task(DataConfig(limit=3000, test_size=500, dev_size=250))
+    tokenizer = TextEncoder.from_dir(embedded_model_dir(), 64).tokenizer
+    plan = plan_vocabulary(tokenizer, task.train.texts, fallback="characters")
+    pruned = TextEncoder(prune_tokenizer(tokenizer, plan), 64)
+    original = TextEncoder(Tokenizer.from_str(tokenizer.to_str()), 64)
+    assert plan.original_size == 30522
+    assert 3000 < len(plan.keep) < 10000, len(plan.keep)
+    for text in ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"):
+        assert pruned.tokenizer.token_to_id(text) == plan.mapping[tokenizer.token_to_id(text)]
+    assert pruned.pad_id == 0
+    for texts in (task.train.texts[:500], task.test.texts):
+        before, after = original.encode(texts), pruned.encode(texts)
+        identical = [remap_ids(b, plan.mapping) == a for b, a in zip(before, after, strict=True)]
+        kept_only = [remap_ids(b, plan.mapping) is not None for b in before]
+        assert identical == kept_only  # identical ids exactly when every original token was kept
+    assert not all(identical)  # some test words were never seen in this small train slice
+    assert "[UNK]" not in pruned.tokenizer.encode("zyxwvut").tokens  # unseen words fall back to characters
