@@ -59,6 +59,8 @@ class StageSpec:
     id: str
     kind: str
     config: StageConfig
+    start_from: str | None = None
+    """Variant the stage works on (the recipe's ``from:``); ``None`` means the current (last produced) one."""
 
     def build(self) -> Stage:
         cls = get_stage(self.kind)
@@ -84,13 +86,19 @@ class Recipe:
             "seed": self.seed,
             "model": self.model.model_dump(),
             "data": self.data.model_dump(),
-            "stages": [{s.kind: {"id": s.id, **s.config.model_dump()}} for s in self.stages],
+            "stages": [
+                {s.kind: {"id": s.id, **_from_option(s), **s.config.model_dump()}} for s in self.stages
+            ],
         }
 
     @property
     def hash(self) -> str:
         blob = json.dumps(self.to_dict(), sort_keys=True, default=str).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def _from_option(spec: StageSpec) -> dict[str, str]:
+    return {"from": spec.start_from} if spec.start_from else {}
 
 
 def _did_you_mean(word: str, options: list[str] | set[str]) -> str:
@@ -219,6 +227,7 @@ def parse_recipe(raw: Any, where: str = "<recipe>", overrides: list[str] | None 
     registry = stage_registry()
     specs = []
     runtime, made_by = TORCH, "the input"
+    known_runtimes = {top.model.name: TORCH}
     for index, ((kind, options), stage_id) in enumerate(zip(entries, ids, strict=True)):
         cls = registry.get(kind)
         if cls is None:
@@ -226,13 +235,22 @@ def parse_recipe(raw: Any, where: str = "<recipe>", overrides: list[str] | None 
                 f"{where}: stages[{index}]: unknown stage {kind!r}{_did_you_mean(kind, registry)}; "
                 f"available: {', '.join(sorted(registry))}"
             )
-        options = {k: v for k, v in options.items() if k != "id"}
+        start_from = options.get("from")
+        if start_from is not None and (not isinstance(start_from, str) or not start_from.strip()):
+            raise RecipeError(
+                f"{where}: stages[{index}] ({kind}).from: expected a variant name, got {start_from!r}"
+            )
+        options = {k: v for k, v in options.items() if k not in ("id", "from")}
         try:
             config = cls.Config.model_validate(options)
         except ValidationError as error:
             message = _describe_validation_error(error, where, cls.Config, prefix=f"stages[{index}] ({kind}).")
             raise RecipeError(message) from None
-        if runtime not in cls.accepts:
+        checked = start_from is None or start_from in known_runtimes
+        if start_from is not None and checked:
+            runtime, made_by = known_runtimes[start_from], f"variant {start_from!r}"
+        # Default names (``teacher-onnx`` ...) are only known at run time, where the pipeline checks them.
+        if checked and runtime not in cls.accepts:
             needed = " or ".join(RUNTIME_WORDS[r] for r in sorted(cls.accepts))
             raise RecipeError(
                 f"{where}: stages[{index}] ({kind}) needs {needed}, but after {made_by} the model is "
@@ -240,7 +258,10 @@ def parse_recipe(raw: Any, where: str = "<recipe>", overrides: list[str] | None 
             )
         if cls.produces is not None:
             runtime, made_by = cls.produces, f"stage {stage_id!r}"
-        specs.append(StageSpec(id=stage_id, kind=kind, config=config))
+            explicit_name = getattr(config, "name", None)
+            if explicit_name:
+                known_runtimes[explicit_name] = cls.produces
+        specs.append(StageSpec(id=stage_id, kind=kind, config=config, start_from=start_from))
     return Recipe(
         name=top.name,
         description=top.description,

@@ -13,9 +13,9 @@ from typing import Any
 
 from rich.console import Console
 
-from compress.config import Recipe, load_recipe
+from compress.config import RUNTIME_WORDS, Recipe, StageSpec, load_recipe
 from compress.context import RunContext, seed_everything
-from compress.errors import CompressError
+from compress.errors import CompressError, StageError
 from compress.io_utils import read_json, write_json_atomic
 from compress.variants import Variant
 
@@ -146,7 +146,7 @@ def run_recipe(
         console.print(f"[bold cyan]{spec.id}[/]: {type(stage).summary}")
         started = time.perf_counter()
         seed_everything(recipe.seed)
-        produced = stage.run(ctx.variant(ctx.current_name), ctx)
+        produced = stage.run(_stage_input(spec, ctx), ctx)
         if produced is not None:
             ctx.add_variant(produced)
             ctx.current_name = produced.name
@@ -162,6 +162,21 @@ def run_recipe(
         report_path = write_reports(ctx)
         report = read_json(report_path)
     return RunResult(run_dir, report_path, ctx.bundle_dir, report)
+
+
+def _stage_input(spec: StageSpec, ctx: RunContext) -> Variant:
+    """The variant a stage works on: the one named by its ``from:`` option, else the current one."""
+    if spec.start_from is None:
+        return ctx.variant(ctx.current_name)
+    variant = ctx.variant(spec.start_from)
+    accepts = spec.build().accepts
+    if variant.runtime not in accepts:
+        needed = " or ".join(RUNTIME_WORDS[r] for r in sorted(accepts))
+        raise StageError(
+            f"stage {spec.id!r} ({spec.kind}) cannot start from variant {spec.start_from!r}: it is "
+            f"{RUNTIME_WORDS[variant.runtime]}, the stage needs {needed}"
+        )
+    return variant
 
 
 def _record(stage_id: str, kind: str, started: float, produced: str | None, config: dict[str, Any]) -> dict[str, Any]:

@@ -102,3 +102,7 @@ def load_task(config: DataConfig) -> TaskData:
     return stratified_split(
         name, texts, labels, label_names, config.test_size, config.dev_size, config.seed, config.limit
     )
+
+
+# Built-in datasets that live in their own modules register themselves on import.
+from compress.data import spam_assassin as _spam_assassin  # noqa: E402,F401
