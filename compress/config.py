@@ -238,8 +238,8 @@ def parse_recipe(raw: Any, where: str = "<recipe>", overrides: list[str] | None 
                 f"{where}: stages[{index}] ({kind}) needs {needed}, but after {made_by} the model is "
                 f"{RUNTIME_WORDS[runtime]}; move {kind!r} before the stage that converted it"
             )
-        if cls.produces is not None:
-            runtime, made_by = cls.produces, f"stage {stage_id!r}"
+        if cls.output_runtime(config) is not None:
+            runtime, made_by = cls.output_runtime(config), f"stage {stage_id!r}"
         specs.append(StageSpec(id=stage_id, kind=kind, config=config))
     return Recipe(
         name=top.name,

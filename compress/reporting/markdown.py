@@ -9,6 +9,10 @@ def _mb(size: int | None) -> str:
     return "-" if not size else f"{size / 1e6:.1f} MB"
 
 
+def _millions(count: int | None) -> str:
+    return "-" if not count else f"{count / 1e6:.1f}M"
+
+
 def _pct(value: float | None) -> str:
     return "-" if value is None else f"{100 * value:.2f}%"
 
@@ -58,7 +62,7 @@ def render_markdown(report: dict[str, Any]) -> str:
     ]
     main_device = (devices(report) or ["cpu"])[0]
     keys = latency_keys(report, main_device)
-    header = ["variant", "runtime", "precision", "test accuracy", "vs baseline", "size", "smaller"]
+    header = ["variant", "runtime", "precision", "test accuracy", "vs baseline", "size", "smaller", "params", "MACs"]
     header += [f"p50 {k} ({main_device})" for k in keys]
     rows = []
     for v in report["variants"]:
@@ -70,6 +74,8 @@ def render_markdown(report: dict[str, Any]) -> str:
             _points(v.get("accuracy_delta_vs_baseline")),
             _mb(v.get("size_bytes")),
             f"{v['size_ratio_vs_baseline']:.1f}x" if v.get("size_ratio_vs_baseline") else "-",
+            _millions(v.get("parameters")),
+            _millions(v.get("info", {}).get("macs")),
         ]
         for key in keys:
             stats = v.get("latency_ms", {}).get(main_device, {}).get(key)

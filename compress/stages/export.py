@@ -12,6 +12,11 @@ class ExportConfig(StageConfig):
     tolerance: float = Field(1e-3, gt=0, description="Largest allowed |logit difference| vs PyTorch.")
     check_examples: int = Field(64, ge=1, description="Test texts used for the agreement check.")
     name: str | None = Field(None, description="Variant name; defaults to '<model>-onnx'.")
+    keep_current: bool = Field(
+        False,
+        description="Add the ONNX model for comparison (e.g. the unpruned baseline) but keep working on the "
+        "PyTorch model, so later stages (prune ...) still get it.",
+    )
 
 
 @register_stage
@@ -21,6 +26,10 @@ class Export(Stage):
     Config = ExportConfig
     accepts = frozenset({TORCH})
     produces = ONNX
+
+    @classmethod
+    def output_runtime(cls, config):
+        return None if config.keep_current else ONNX
 
     def run(self, current, ctx):
         from compress.data.batching import pad_batch
@@ -37,7 +46,7 @@ class Export(Stage):
         worst = max_output_difference(model, target, encoded, encoder.pad_id)
         check_agreement(worst, self.config.tolerance, f"export of {current.name!r}")
         ctx.console.print(f"    max |logit diff| vs PyTorch on {len(texts)} texts: {worst:.2e}")
-        return Variant(
+        variant = Variant(
             name=self.config.name or f"{base_name(current.name)}-onnx",
             runtime=ONNX,
             precision="fp32",
@@ -46,4 +55,8 @@ class Export(Stage):
             stage=self.id,
             info={**inherited_info(current.info), "max_abs_logit_diff_vs_torch": worst, "opset": self.config.opset},
         )
+        if self.config.keep_current:
+            ctx.add_variant(variant)
+            return None
+        return variant
 
