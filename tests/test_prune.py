@@ -1,4 +1,4 @@
-"""The prune stage on tiny random BERT / DistilBERT / RoBERTa: every dimension, persistence, export, attention."""
+"""The prune stage on tiny BERT / DistilBERT / RoBERTa: every dimension, persistence, export, attention."""
 
 from __future__ import annotations
 
@@ -35,7 +35,9 @@ def batch(seed: int = 1, n: int = 4, length: int = 12):
 
 def prune(model, calibration=(), **spec):
     ids, mask = batch()
-    return prune_model(model, PruningSpec(**spec), {"input_ids": ids[:2], "attention_mask": mask[:2]}, calibration)
+    return prune_model(
+        model, PruningSpec(**spec), {"input_ids": ids[:2], "attention_mask": mask[:2]}, calibration
+    )
 
 
 def logits(model, ids, mask):
@@ -54,7 +56,10 @@ def assert_bookkeeping_matches_linears(model) -> None:
 
 # family -> dimension -> (spec, expected shape summary of a 2-layer, 4-head x 8, ffn 64, hidden 32 model)
 DIMENSIONS = {
-    "heads": ({"heads": 0.5}, {"heads": [2, 2], "head_size": [8, 8], "ffn": [64, 64], "layers": 2, "hidden": 32}),
+    "heads": (
+        {"heads": 0.5},
+        {"heads": [2, 2], "head_size": [8, 8], "ffn": [64, 64], "layers": 2, "hidden": 32},
+    ),
     "head_dims": ({"head_dims": 0.5}, {"heads": [4, 4], "head_size": [4, 4], "ffn": [64, 64], "layers": 2}),
     "ffn": ({"ffn": 0.25}, {"heads": [4, 4], "head_size": [8, 8], "ffn": [48, 48], "layers": 2}),
     "layers": ({"layers": [0]}, {"heads": [4], "head_size": [8], "ffn": [64], "layers": 1}),
@@ -98,7 +103,9 @@ def test_global_scope_ranks_heads_across_layers_per_layer_does_not():
     # the surviving head of layer 0 is the live one: its query weights are the old head 0's
     original = model_with_three_dead_heads()
     kept = arch.attention_projections(arch.encoder_layers(glob)[0])[0].weight
-    torch.testing.assert_close(kept, arch.attention_projections(arch.encoder_layers(original)[0])[0].weight[:8])
+    torch.testing.assert_close(
+        kept, arch.attention_projections(arch.encoder_layers(original)[0])[0].weight[:8]
+    )
 
 
 def test_round_to_keeps_widths_multiples():
@@ -137,8 +144,9 @@ def test_dropping_layers_by_index_and_count():
 def test_non_uniform_pruned_model_round_trips(family, tmp_path):
     model = tiny_model(family, layers=3)
     calibration = [(*batch(seed=5, n=8), torch.tensor([0, 1] * 4))]
-    shapes = prune(model, calibration, heads=5, head_dims=0.25, ffn=0.4, layers=[1], scope="global",
-                   importance="taylor")["after"]
+    shapes = prune(
+        model, calibration, heads=5, head_dims=0.25, ffn=0.4, layers=[1], scope="global", importance="taylor"
+    )["after"]
     assert len(set(shapes["ffn"])) > 1 or len(set(shapes["heads"])) > 1  # really non-uniform
     save_model(model, tmp_path / "m")
     loaded = load_model(tmp_path / "m")
@@ -178,7 +186,9 @@ def test_pruned_attention_matches_reference_computation(family):
 def test_unsupported_architecture_is_named():
     from transformers import GPT2Config, GPT2ForSequenceClassification
 
-    model = GPT2ForSequenceClassification(GPT2Config(n_layer=1, n_embd=16, n_head=2, vocab_size=50, pad_token_id=0))
+    model = GPT2ForSequenceClassification(
+        GPT2Config(n_layer=1, n_embd=16, n_head=2, vocab_size=50, pad_token_id=0)
+    )
     with pytest.raises(CompressError, match="gpt2"):
         prune(model, heads=0.5)
 
@@ -211,14 +221,24 @@ def test_prune_stage_exports_quantizes_and_reloads(tiny_recipe, tmp_path):
     stages = [
         {"finetune": {"epochs": 2, "learning_rate": 3e-3, "batch_size": 16, "patience": 0}},
         {"export": {"keep_current": True}},
-        {"prune": {"heads": 0.5, "head_dims": 0.25, "ffn": 0.5, "scope": "global", "importance": "random",
-                   "recover": {"epochs": 1, "learning_rate": 2e-3, "batch_size": 16}}},
+        {
+            "prune": {
+                "heads": 0.5,
+                "head_dims": 0.25,
+                "ffn": 0.5,
+                "scope": "global",
+                "importance": "random",
+                "recover": {"epochs": 1, "learning_rate": 2e-3, "batch_size": 16},
+            }
+        },
         {"export": {}},
         {"quantize": {}},
         {"evaluate": {"batch_sizes": [1], "seq_lengths": [32], "rounds": 3, "warmup": 1}},
         {"report": {}},
     ]
-    result = run_recipe(parse_recipe(tiny_recipe(stages, family="distilbert", limit=300), "tiny.yaml"), out=tmp_path / "run")
+    result = run_recipe(
+        parse_recipe(tiny_recipe(stages, family="distilbert", limit=300), "tiny.yaml"), out=tmp_path / "run"
+    )
     variants = {v["name"]: v for v in result.report["variants"]}
     assert list(variants) == ["teacher", "teacher-onnx", "pruned", "pruned-onnx", "pruned-int8"]
     pruned = variants["pruned"]

@@ -55,7 +55,17 @@ def recover(
         cached = teacher_logits(unpruned, train_ids, encoder.pad_id)
         loss_fn = logits_kd_loss_fn(cached, config.temperature, config.hard_label_weight)
     result = train_classifier(
-        model, train, dev, encoder.pad_id, config, ctx.seed, ctx.console, loss_fn=loss_fn, description="recover"
+        model,
+        train,
+        dev,
+        encoder.pad_id,
+        config,
+        ctx.seed,
+        ctx.console,
+        loss_fn=loss_fn,
+        description="recover",
     )
-    ctx.console.print(f"    recovered: best dev accuracy {result.best_dev_accuracy:.4f} (epoch {result.best_epoch})")
+    ctx.console.print(
+        f"    recovered: best dev accuracy {result.best_dev_accuracy:.4f} (epoch {result.best_epoch})"
+    )
     return result

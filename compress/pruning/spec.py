@@ -22,32 +22,52 @@ def _check_fraction(value: float | int | None, field: str, allow_count: bool) ->
             raise ValueError(f"{field} must be a fraction in [0, 1), got the count {value}")
         return value
     if not 0 <= float(value) < 1:
-        raise ValueError(f"{field} must be a fraction in [0, 1){' or a count >= 1' if allow_count else ''}, got {value}")
+        raise ValueError(
+            f"{field} must be a fraction in [0, 1){' or a count >= 1' if allow_count else ''}, got {value}"
+        )
     return float(value)
 
 
 class PruningSpec(StageConfig):
     """Structural pruning targets. Every dimension is optional; zero / empty means 'leave it alone'."""
 
-    heads: Amount = Field(0.0, description="Whole attention heads to remove: fraction, or count (per layer, or "
-                          "in total with scope 'global'). At least one head stays in every layer.")
-    head_dims: float = Field(0.0, description="Fraction of each head's width (query/key/value dims) to remove.")
+    heads: Amount = Field(
+        0.0,
+        description="Whole attention heads to remove: fraction, or count (per layer, or "
+        "in total with scope 'global'). At least one head stays in every layer.",
+    )
+    head_dims: float = Field(
+        0.0, description="Fraction of each head's width (query/key/value dims) to remove."
+    )
     ffn: float = Field(0.0, description="Fraction of the feed-forward (intermediate) channels to remove.")
     layers: list[int] | int = Field(
         default_factory=list,
-        description="Encoder layers to drop: a list of indices, or a count (the kept layers are spread evenly, "
+        description="Encoder layers to drop: a list of indices, or a count (kept layers spread evenly, "
         "first and last kept).",
     )
-    hidden: float = Field(0.0, description="Fraction of the residual (hidden) width to remove; 0 keeps embeddings, "
-                          "pooler and classifier input unchanged.")
+    hidden: float = Field(
+        0.0,
+        description="Fraction of the residual (hidden) width to remove; 0 keeps embeddings, "
+        "pooler and classifier input unchanged.",
+    )
     importance: Literal["magnitude", "taylor", "random"] = Field(
-        "magnitude", description="How units are ranked: weight L2 magnitude, first-order Taylor (weight x gradient "
-        "on calibration batches of the train split), or random (ablations).")
+        "magnitude",
+        description="How units are ranked: weight L2 magnitude, first-order Taylor (weight x gradient "
+        "on calibration batches of the train split), or random (ablations).",
+    )
     scope: Literal["global", "per_layer"] = Field(
-        "per_layer", description="Rank units within each layer (uniform shapes) or across layers (non-uniform).")
-    round_to: int | None = Field(None, ge=1, description="Keep FFN widths, head sizes and the hidden width "
-                                 "multiples of this (e.g. 8), rounding the kept count down.")
-    calibration_batches: int = Field(8, ge=1, le=1000, description="Train batches whose gradients feed 'taylor'.")
+        "per_layer",
+        description="Rank units within each layer (uniform shapes) or across layers (non-uniform).",
+    )
+    round_to: int | None = Field(
+        None,
+        ge=1,
+        description="Keep FFN widths, head sizes and the hidden width "
+        "multiples of this (e.g. 8), rounding the kept count down.",
+    )
+    calibration_batches: int = Field(
+        8, ge=1, le=1000, description="Train batches whose gradients feed 'taylor'."
+    )
 
     @field_validator("heads")
     @classmethod

@@ -57,8 +57,12 @@ def prune_model(
     before = shape_summary(model)
     if spec.layers:
         _drop_layers(model, spec.layers)
-    passes = [(spec.heads, _prune_heads), (spec.head_dims, _prune_head_dims), (spec.ffn, _prune_ffn),
-              (spec.hidden, _prune_hidden)]
+    passes = [
+        (spec.heads, _prune_heads),
+        (spec.head_dims, _prune_head_dims),
+        (spec.ffn, _prune_ffn),
+        (spec.hidden, _prune_hidden),
+    ]
     for amount, prune_pass in passes:
         if not amount:
             continue
@@ -75,13 +79,14 @@ def prune_model(
 
 def check_attention_shapes(model: nn.Module) -> None:
     """Fail loudly if any attention module's bookkeeping disagrees with its Linear shapes."""
-    for index, (layer, layout) in enumerate(zip(arch.encoder_layers(model), arch.attention_layout(model),
-                                                strict=True)):
+    for index, (layer, layout) in enumerate(
+        zip(arch.encoder_layers(model), arch.attention_layout(model), strict=True)
+    ):
         width = layout.heads * layout.head_size
         shapes = [p.out_features for p in arch.attention_projections(layer)]
         if any(s != width for s in shapes):
             raise StageError(
-                f"layer {index}: attention says {layout.heads} heads x {layout.head_size} but q/k/v have {shapes}"
+                f"layer {index}: attention has {layout.heads} x {layout.head_size}, q/k/v have {shapes}"
             )
 
 
@@ -124,7 +129,9 @@ def _drop_layers(model: nn.Module, layers: list[int] | int) -> None:
         keep = evenly_kept_layers(total, layers)
     else:
         if layers[-1] >= total:
-            raise StageError(f"prune.layers: index {layers[-1]} out of range; the model has {total} layers (0-{total - 1})")
+            raise StageError(
+                f"prune.layers: index {layers[-1]} out of range; the model has {total} layers (0-{total - 1})"
+            )
         keep = [i for i in range(total) if i not in layers]
         if not keep:
             raise StageError(f"prune.layers: {layers} drops all {total} layers; at least one must stay")
@@ -134,7 +141,9 @@ def _drop_layers(model: nn.Module, layers: list[int] | int) -> None:
 def _prune_heads(model: nn.Module, graph, importance, spec: PruningSpec) -> None:
     layers, layouts = arch.encoder_layers(model), arch.attention_layout(model)
     per_channel = [_scores(graph, importance, arch.attention_projections(layer)[0]) for layer in layers]
-    head_scores = [s.view(lay.heads, lay.head_size).mean(1) for s, lay in zip(per_channel, layouts, strict=True)]
+    head_scores = [
+        s.view(lay.heads, lay.head_size).mean(1) for s, lay in zip(per_channel, layouts, strict=True)
+    ]
     counts = removal_counts(head_scores, spec.heads, spec.scope, round_to=None, minimum=1)
     new_layouts = []
     for layer, lay, scores, count in zip(layers, layouts, head_scores, counts, strict=True):
@@ -150,7 +159,9 @@ def _prune_head_dims(model: nn.Module, graph, importance, spec: PruningSpec) -> 
         _scores(graph, importance, arch.attention_projections(layer)[0]).view(lay.heads, lay.head_size)
         for layer, lay in zip(layers, layouts, strict=True)
     ]
-    counts = removal_counts([s.mean(0) for s in per_head], spec.head_dims, spec.scope, spec.round_to, minimum=1)
+    counts = removal_counts(
+        [s.mean(0) for s in per_head], spec.head_dims, spec.scope, spec.round_to, minimum=1
+    )
     new_layouts = []
     for layer, lay, scores, count in zip(layers, layouts, per_head, counts, strict=True):
         # Each head loses its own least important dims; every head keeps the same width.
@@ -167,8 +178,11 @@ def _prune_ffn(model: nn.Module, graph, importance, spec: PruningSpec) -> None:
     for root, layer_scores, count in zip(roots, scores, counts, strict=True):
         _remove(graph, root, lowest(layer_scores, count))
     if len(set(shape_summary(model)["ffn"])) == 1:
-        setattr(model.config, "hidden_dim" if arch.model_family(model) == "distilbert" else "intermediate_size",
-                roots[0].out_features)
+        setattr(
+            model.config,
+            "hidden_dim" if arch.model_family(model) == "distilbert" else "intermediate_size",
+            roots[0].out_features,
+        )
 
 
 def _prune_hidden(model: nn.Module, graph, importance, spec: PruningSpec) -> None:

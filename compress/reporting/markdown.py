@@ -62,7 +62,8 @@ def render_markdown(report: dict[str, Any]) -> str:
     ]
     main_device = (devices(report) or ["cpu"])[0]
     keys = latency_keys(report, main_device)
-    header = ["variant", "runtime", "precision", "test accuracy", "vs baseline", "size", "smaller", "params", "MACs"]
+    header = ["variant", "runtime", "precision", "test accuracy", "vs baseline", "size", "smaller"]
+    header += ["params", "MACs"]
     header += [f"p50 {k} ({main_device})" for k in keys]
     rows = []
     for v in report["variants"]:

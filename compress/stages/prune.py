@@ -15,7 +15,8 @@ class RecoverConfig(TrainingConfig):
     epochs: int = Field(2, ge=0, le=100, description="Recovery epochs over the train split (0: no recovery).")
     learning_rate: float = Field(1e-4, gt=0, lt=1, description="AdamW peak learning rate.")
     distill_from_unpruned: bool = Field(
-        True, description="Learn from the unpruned model's logits (KL, plus hard labels) instead of labels only."
+        True,
+        description="Learn from the unpruned model's logits (KL, plus hard labels) instead of labels only.",
     )
     temperature: float = Field(2.0, gt=0, description="Distillation temperature.")
     hard_label_weight: float = Field(0.5, ge=0, le=1, description="Weight of the label loss; the rest is KL.")
@@ -29,7 +30,9 @@ class PruneConfig(PruningSpec):
 @register_stage
 class Prune(Stage):
     kind = "prune"
-    summary = "Structured pruning with torch-pruning (heads, head dims, FFN, layers), then recovery fine-tuning."
+    summary = (
+        "Structured pruning with torch-pruning (heads, head dims, FFN, layers), then recovery fine-tuning."
+    )
     Config = PruneConfig
     accepts = frozenset({TORCH})
     produces = TORCH
@@ -49,12 +52,17 @@ class Prune(Stage):
         calibration = []
         if cfg.importance == "taylor":
             calibration = calibration_batches(
-                train_ids, ctx.task.train.labels, encoder.pad_id, cfg.recover.batch_size, cfg.calibration_batches
+                train_ids,
+                ctx.task.train.labels,
+                encoder.pad_id,
+                cfg.recover.batch_size,
+                cfg.calibration_batches,
             )
         shapes = prune_model(model, cfg, example_inputs(train_ids, encoder.pad_id), calibration)
         after = shapes["after"]
         ctx.console.print(
-            f"    {after['layers']} layers, heads {after['heads']}, head size {after['head_size']}, ffn {after['ffn']}"
+            f"    {after['layers']} layers, heads {after['heads']}, "
+            f"head size {after['head_size']}, ffn {after['ffn']}"
         )
         training = recover(model, unpruned, cfg.recover, ctx, encoder, train_ids)
         info = {"pruning": {**shapes, "importance": cfg.importance, "scope": cfg.scope}}
