@@ -256,11 +256,12 @@ def parse_recipe(raw: Any, where: str = "<recipe>", overrides: list[str] | None 
                 f"{where}: stages[{index}] ({kind}) needs {needed}, but after {made_by} the model is "
                 f"{RUNTIME_WORDS[runtime]}; move {kind!r} before the stage that converted it"
             )
-        if cls.produces is not None:
-            runtime, made_by = cls.produces, f"stage {stage_id!r}"
+        produced = cls.output_runtime(config)
+        if produced is not None:
+            runtime, made_by = produced, f"stage {stage_id!r}"
             explicit_name = getattr(config, "name", None)
             if explicit_name:
-                known_runtimes[explicit_name] = cls.produces
+                known_runtimes[explicit_name] = produced
         specs.append(StageSpec(id=stage_id, kind=kind, config=config, start_from=start_from))
     return Recipe(
         name=top.name,

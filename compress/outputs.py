@@ -8,13 +8,10 @@ from torch import nn
 
 from compress.context import RunContext
 from compress.data.tokenization import TextEncoder
+from compress.models.complexity import count_parameters, model_facts  # noqa: F401  (count_parameters: public here)
 from compress.models.persistence import save_model
 from compress.registry import TORCH, Stage
 from compress.variants import Variant
-
-
-def count_parameters(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
 
 
 def save_torch_variant(
@@ -37,7 +34,7 @@ def save_torch_variant(
         path=directory,
         tokenizer_dir=directory,
         stage=stage.id,
-        info={"parameters": count_parameters(model), **(info or {})},
+        info={**model_facts(model), **(info or {})},
     )
     variant._module = model.eval()
     return variant

@@ -87,9 +87,9 @@ def _restore(ctx: RunContext, state: dict[str, Any]) -> list[str]:
 
 def _load_input(ctx: RunContext) -> Variant:
     from compress.data.tokenization import TextEncoder
+    from compress.models.complexity import model_facts
     from compress.models.persistence import save_model
     from compress.models.sources import load_input_model
-    from compress.outputs import count_parameters
     from compress.registry import TORCH
 
     loaded = load_input_model(ctx.recipe.model, ctx.task.label_names)
@@ -104,7 +104,7 @@ def _load_input(ctx: RunContext) -> Variant:
         path=directory,
         tokenizer_dir=directory,
         stage=INPUT_STAGE,
-        info={"parameters": count_parameters(loaded.module), "source": ctx.recipe.model.source},
+        info={**model_facts(loaded.module), "source": ctx.recipe.model.source},
     )
     variant._module = loaded.module
     return variant

@@ -37,6 +37,11 @@ class Stage:
     produces: ClassVar[str | None] = None
     """Runtime of the variant the stage returns; ``None`` when the current variant passes through."""
 
+    @classmethod
+    def output_runtime(cls, config: StageConfig) -> str | None:
+        """Runtime of the current model after this stage, for recipe checks (some options change it)."""
+        return cls.produces
+
     def __init__(self, config: StageConfig, stage_id: str) -> None:
         self.config = config
         self.id = stage_id

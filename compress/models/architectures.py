@@ -78,3 +78,32 @@ def set_attention_layout(model: nn.Module, layouts: list[AttentionLayout]) -> No
         else:
             attn.num_attention_heads = layout.heads
             attn.all_head_size = layout.heads * layout.head_size
+
+
+def attention_projections(layer: nn.Module) -> tuple[nn.Linear, nn.Linear, nn.Linear]:
+    """The query, key and value projections of one encoder layer."""
+    attn = self_attention(layer)
+    if hasattr(attn, "q_lin"):
+        return attn.q_lin, attn.k_lin, attn.v_lin
+    return attn.query, attn.key, attn.value
+
+
+def ffn_projections(layer: nn.Module) -> tuple[nn.Linear, nn.Linear]:
+    """The feed-forward block's (hidden -> intermediate, intermediate -> hidden) projections."""
+    if hasattr(layer, "ffn"):
+        return layer.ffn.lin1, layer.ffn.lin2
+    return layer.intermediate.dense, layer.output.dense
+
+
+def embeddings(model: nn.Module) -> nn.Module:
+    return backbone(model).embeddings
+
+
+def keep_layers(model: nn.Module, keep: list[int]) -> None:
+    """Keep only the encoder layers at ``keep`` (in order) and make the config say so."""
+    base = backbone(model)
+    container = base.transformer if model_family(model) == "distilbert" else base.encoder
+    container.layer = nn.ModuleList([container.layer[i] for i in keep])
+    if hasattr(container, "n_layers"):
+        container.n_layers = len(keep)
+    model.config.num_hidden_layers = len(keep)

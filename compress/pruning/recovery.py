@@ -1,0 +1,71 @@
+"""Inputs the ``prune`` stage feeds the pruner, and recovery fine-tuning after pruning."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import torch
+from torch import nn
+
+from compress.data.batching import pad_batch
+from compress.losses import logits_kd_loss_fn, teacher_logits
+from compress.training import TrainResult, cross_entropy_loss, train_classifier
+
+if TYPE_CHECKING:
+    from compress.context import RunContext
+    from compress.data.tokenization import TextEncoder
+    from compress.stages.prune import RecoverConfig
+
+
+def example_inputs(encoded: Sequence[Sequence[int]], pad_id: int) -> dict[str, torch.Tensor]:
+    """Two real examples, for tracing the dependency graph."""
+    ids, mask = pad_batch(list(encoded[:2]), pad_id)
+    return {"input_ids": torch.from_numpy(ids), "attention_mask": torch.from_numpy(mask)}
+
+
+def calibration_batches(
+    encoded: Sequence[Sequence[int]], labels: Sequence[int], pad_id: int, batch_size: int, batches: int
+) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+    """The first ``batches`` train batches (the split is already shuffled), for Taylor importance."""
+    out = []
+    for start in range(0, min(len(encoded), batch_size * batches), batch_size):
+        ids, mask = pad_batch(list(encoded[start : start + batch_size]), pad_id)
+        chunk = torch.tensor(list(labels[start : start + batch_size]), dtype=torch.long)
+        out.append((torch.from_numpy(ids), torch.from_numpy(mask), chunk))
+    return out
+
+
+def recover(
+    model: nn.Module,
+    unpruned: nn.Module,
+    config: RecoverConfig,
+    ctx: RunContext,
+    encoder: TextEncoder,
+    train_ids: Sequence[Sequence[int]],
+) -> TrainResult | None:
+    """Fine-tune the pruned ``model`` in place, optionally distilling from the ``unpruned`` one's logits."""
+    if config.epochs == 0:
+        return None
+    task = ctx.task
+    train = (train_ids, task.train.labels)
+    dev = (encoder.encode(task.dev.texts), task.dev.labels)
+    loss_fn = cross_entropy_loss
+    if config.distill_from_unpruned:
+        cached = teacher_logits(unpruned, train_ids, encoder.pad_id)
+        loss_fn = logits_kd_loss_fn(cached, config.temperature, config.hard_label_weight)
+    result = train_classifier(
+        model,
+        train,
+        dev,
+        encoder.pad_id,
+        config,
+        ctx.seed,
+        ctx.console,
+        loss_fn=loss_fn,
+        description="recover",
+    )
+    ctx.console.print(
+        f"    recovered: best dev accuracy {result.best_dev_accuracy:.4f} (epoch {result.best_epoch})"
+    )
+    return result

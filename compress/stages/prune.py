@@ -1,0 +1,71 @@
+"""``prune``: structured pruning (heads, head widths, FFN channels, layers), then recovery fine-tuning."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from compress.pruning.spec import PruningSpec
+from compress.registry import TORCH, Stage, register_stage
+from compress.training import TrainingConfig
+
+
+class RecoverConfig(TrainingConfig):
+    """Fine-tuning after pruning; ``epochs: 0`` skips it."""
+
+    epochs: int = Field(2, ge=0, le=100, description="Recovery epochs over the train split (0: no recovery).")
+    learning_rate: float = Field(1e-4, gt=0, lt=1, description="AdamW peak learning rate.")
+    distill_from_unpruned: bool = Field(
+        True,
+        description="Learn from the unpruned model's logits (KL, plus hard labels) instead of labels only.",
+    )
+    temperature: float = Field(2.0, gt=0, description="Distillation temperature.")
+    hard_label_weight: float = Field(0.5, ge=0, le=1, description="Weight of the label loss; the rest is KL.")
+
+
+class PruneConfig(PruningSpec):
+    recover: RecoverConfig = Field(default_factory=RecoverConfig)
+    name: str = Field("pruned", description="Variant name of the pruned model.")
+
+
+@register_stage
+class Prune(Stage):
+    kind = "prune"
+    summary = (
+        "Structured pruning with torch-pruning (heads, head dims, FFN, layers), then recovery fine-tuning."
+    )
+    Config = PruneConfig
+    accepts = frozenset({TORCH})
+    produces = TORCH
+
+    def run(self, current, ctx):
+        import copy
+
+        from compress.outputs import save_torch_variant
+        from compress.pruning.recovery import calibration_batches, example_inputs, recover
+        from compress.pruning.structured import prune_model
+
+        cfg = self.config
+        unpruned = current.module().eval()
+        model = copy.deepcopy(unpruned)
+        encoder = ctx.encoder_for(current)
+        train_ids = encoder.encode(ctx.task.train.texts)
+        calibration = []
+        if cfg.importance == "taylor":
+            calibration = calibration_batches(
+                train_ids,
+                ctx.task.train.labels,
+                encoder.pad_id,
+                cfg.recover.batch_size,
+                cfg.calibration_batches,
+            )
+        shapes = prune_model(model, cfg, example_inputs(train_ids, encoder.pad_id), calibration)
+        after = shapes["after"]
+        ctx.console.print(
+            f"    {after['layers']} layers, heads {after['heads']}, "
+            f"head size {after['head_size']}, ffn {after['ffn']}"
+        )
+        training = recover(model, unpruned, cfg.recover, ctx, encoder, train_ids)
+        info = {"pruning": {**shapes, "importance": cfg.importance, "scope": cfg.scope}}
+        if training is not None:
+            info["training"] = training.to_dict()
+        return save_torch_variant(ctx, self, model, encoder, name=cfg.name, info=info)
