@@ -15,6 +15,7 @@ from compress.evaluation.accuracy import accuracy, predict_logits
 from compress.evaluation.latency import measure_interleaved, percentile
 from compress.evaluation.runners import Predictor, open_predictor
 from compress.progress import progress_bar, step
+from compress.requirements import cuda_available
 from compress.variants import Variant
 
 
@@ -44,14 +45,6 @@ def latency_inputs(tokenizer_dir, texts: Sequence[str], batch: int, seq: int) ->
     row = ([ids[0]] + fill + [ids[-1]])[:seq]
     input_ids = np.tile(np.asarray(row, dtype=np.int64), (batch, 1))
     return input_ids, np.ones_like(input_ids)
-
-
-def cuda_available() -> bool:
-    try:
-        import torch
-    except ImportError:
-        return False
-    return torch.cuda.is_available()
 
 
 def measure_accuracy(

@@ -17,6 +17,12 @@ def _points(value: float | None) -> str:
     return "-" if value is None else f"{100 * value:+.2f} pt"
 
 
+def _truncated(data: dict[str, Any]) -> str:
+    counts = data.get("truncated_texts") or {}
+    total = sum(counts.values())
+    return f", {total} texts truncated to max length" if total else ""
+
+
 def _table(header: list[str], rows: list[list[str]]) -> list[str]:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(row) + " |" for row in rows]
@@ -50,7 +56,7 @@ def render_markdown(report: dict[str, Any]) -> str:
     lines += [
         f"Data: **{data['name']}** ({', '.join(data.get('labels', []))}); train {sizes.get('train')}, "
         f"dev {sizes.get('dev')}, test {sizes.get('test')}; max length {data.get('max_length')}, "
-        f"p95 tokens {data.get('p95_tokens')}. Baseline: **{report['baseline']}**. "
+        f"p95 tokens {data.get('p95_tokens')}{_truncated(data)}. Baseline: **{report['baseline']}**. "
         f"Run took {report['run']['duration_s']:.0f} s.",
         "",
         "## Summary",
