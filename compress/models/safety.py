@@ -41,3 +41,25 @@ def check_pickled_weights(directory: Path, trusted: bool) -> None:
             ) from None
         except Exception as error:  # truncated or not a torch file at all
             raise ModelLoadError(f"{path}: cannot read weights ({type(error).__name__}: {error})") from None
+
+
+def trusted_safetensors_copy(directory: Path, target: Path) -> Path:
+    """Copy a checkpoint to ``target`` with its pickled weights unpickled (trusted) and saved as safetensors.
+
+    Only called with explicit trust; the copy then loads through the ordinary safetensors path.
+    """
+    import shutil
+
+    import torch
+    from safetensors.torch import save_file
+
+    target.mkdir(parents=True, exist_ok=True)
+    state: dict = {}
+    for path in directory.iterdir():
+        if path.is_file() and path.suffix in PICKLE_SUFFIXES:
+            loaded = torch.load(path, map_location="cpu", weights_only=False)
+            state.update({k: v.contiguous() for k, v in dict(loaded).items() if isinstance(v, torch.Tensor)})
+        elif path.is_file():
+            shutil.copy2(path, target / path.name)
+    save_file(state, str(target / "model.safetensors"), metadata={"format": "pt"})
+    return target

@@ -13,7 +13,12 @@ from torch import nn
 from compress.config import ModelConfig
 from compress.errors import ModelLoadError
 from compress.models.persistence import MANIFEST, is_compress_model_dir, load_model
-from compress.models.safety import TRUST_HINT, check_pickled_weights
+from compress.models.safety import (
+    TRUST_HINT,
+    check_pickled_weights,
+    pickled_weight_files,
+    trusted_safetensors_copy,
+)
 
 EMBEDDED_ALIASES = ("minilm", "embedded", "all-minilm-l6-v2")
 EMBEDDED_PACKAGES = (
@@ -94,6 +99,8 @@ def load_input_model(config: ModelConfig, label_names: tuple[str, ...]) -> Loade
                 hint="point model.source at a Hugging Face checkpoint directory or a model saved by compress",
             )
         check_pickled_weights(path, config.trust_model_code)
+        if config.trust_model_code and pickled_weight_files(path):
+            return _load_trusted_pickle(path, label_names, config)
         return _load_hf(path, label_names, config)
     if source.count("/") == 1 and not source.startswith((".", "/")):
         return _load_hf(source, label_names, config)
@@ -117,7 +124,6 @@ def _load_hf(location: Path | str, label_names: tuple[str, ...], config: ModelCo
     try:
         module = AutoModelForSequenceClassification.from_pretrained(
             str(location),
-            weights_only=not config.trust_model_code,
             num_labels=len(label_names),
             id2label=id2label,
             label2id={v: k for k, v in id2label.items()},
@@ -126,6 +132,20 @@ def _load_hf(location: Path | str, label_names: tuple[str, ...], config: ModelCo
         raise ModelLoadError(f"{location}: cannot load the model weights ({error})") from None
     tokenizer_dir = Path(config.tokenizer) if config.tokenizer else Path(str(location))
     return LoadedModel(module.eval(), tokenizer_dir)
+
+
+def _load_trusted_pickle(path: Path, label_names: tuple[str, ...], config: ModelConfig) -> LoadedModel:
+    """Pickled weights the user trusts: unpickle into a safetensors copy, load that, keep the original tokenizer."""
+    import shutil
+    import tempfile
+
+    staging = Path(tempfile.mkdtemp(prefix="compress-trusted-"))
+    try:
+        loaded = _load_hf(trusted_safetensors_copy(path, staging / "model"), label_names, config)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    loaded.tokenizer_dir = Path(config.tokenizer) if config.tokenizer else path
+    return loaded
 
 
 def _check_manifest_factory(directory: Path, trusted: bool) -> None:
