@@ -193,7 +193,7 @@ def test_training_resumes_mid_stage_bit_for_bit(tiny_checkpoints, tmp_path):
 
     ids = [[2, 5 + i % 8, 13 + i % 5, 3] if i % 2 else [2, 13 + i % 8, 20 + i % 5, 3] for i in range(96)]
     labels = [i % 2 for i in range(96)]
-    config = TrainingConfig(epochs=3, batch_size=8, learning_rate=3e-3, patience=0)
+    config = TrainingConfig(epochs=2, batch_size=8, learning_rate=3e-3, patience=0)
     console = _quiet()[0]
     assert max(max(x) for x in ids) < len(VOCAB)
 
