@@ -25,11 +25,13 @@ if TYPE_CHECKING:
     from compress.pipeline import RunResult
 
 
-def run_recipe(recipe: Any, out: Any = None, overrides: list[str] | None = None, console: Any = None) -> RunResult:
-    """Run (or resume) a recipe; see :func:`compress.pipeline.run_recipe`."""
+def run_recipe(
+    recipe: Any, out: Any = None, overrides: list[str] | None = None, console: Any = None, restart: bool = False
+) -> RunResult:
+    """Run (or resume, or with ``restart`` start over) a recipe; see :func:`compress.pipeline.run_recipe`."""
     from compress.pipeline import run_recipe as _run
 
-    return _run(recipe, out=out, overrides=overrides, console=console)
+    return _run(recipe, out=out, overrides=overrides, console=console, restart=restart)
 
 
 def validate_recipe(path: Any, overrides: list[str] | None = None) -> Recipe:

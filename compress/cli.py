@@ -58,11 +58,19 @@ def run(
     set_: Annotated[
         list[str] | None, typer.Option("--set", help="Override a field: STAGE.FIELD=VALUE or model/data.FIELD=VALUE.")
     ] = None,
+    restart: Annotated[
+        bool, typer.Option("--restart", help="Start an existing run directory over (deletes only compress's outputs).")
+    ] = False,
+    trust_model_code: Annotated[
+        bool,
+        typer.Option("--trust-model-code", help="Allow model files that run code on load (pickles); trusted files only."),
+    ] = False,
 ) -> None:
     """Run a recipe end to end; rerun with the same --out to resume an interrupted run."""
     from compress import run_recipe
 
-    result = run_recipe(recipe, out=out, overrides=set_ or [], console=console)
+    overrides = (set_ or []) + (["model.trust_model_code=true"] if trust_model_code else [])
+    result = run_recipe(recipe, out=out, overrides=overrides, console=console, restart=restart)
     console.print(f"\n[bold green]done[/]: run directory {result.run_dir}")
     if result.report_path:
         console.print(f"  report: {result.report_path.with_suffix('.md')} (and {result.report_path.name})")
@@ -105,6 +113,7 @@ def validate(
 
 
 @app.command()
+@friendly_errors
 def recipes() -> None:
     """List the bundled recipes."""
     from compress import list_recipes

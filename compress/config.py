@@ -31,6 +31,12 @@ class ModelConfig(_Strict):
     name: str = Field("teacher", description="Variant name of the input model in reports.")
     tokenizer: str | None = Field(None, description="Tokenizer directory when the model source has none.")
     max_length: int = Field(64, ge=8, le=4096, description="Tokens per text; longer texts are truncated.")
+    trust_model_code: bool = Field(
+        False,
+        description="Allow model files that run code when loaded: pickled weights (.bin/.pt) that "
+        "torch.load(weights_only=True) refuses, and a factory named inside a compress model directory. "
+        "Only for files you trust (CLI: --trust-model-code).",
+    )
 
 
 class DataConfig(_Strict):

@@ -32,6 +32,8 @@ class RunContext:
     current_name: str = ""
     """Name of the variant the next stage works on."""
     started: float = field(default_factory=time.time)
+    data_checks: dict[str, Any] = field(default_factory=dict)
+    """Facts about the data found while loading it (texts truncated per split), for the report."""
 
     @cached_property
     def task(self) -> TaskData:

@@ -31,3 +31,7 @@ class DataError(CompressError):
 
 class StageError(CompressError):
     """A stage cannot run on the model it was given."""
+
+
+class SetupError(CompressError):
+    """The machine lacks something the recipe requires (a GPU, an optional backend)."""

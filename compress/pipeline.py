@@ -1,7 +1,7 @@
 """Run a recipe: validate it, make (or resume) the run directory, run each stage, write the report.
 
 State is saved after every stage (atomically), so a rerun on the same directory resumes from the
-first unfinished stage.
+first unfinished stage; ``restart=True`` deletes the previous run's own outputs and starts over.
 """
 
 from __future__ import annotations
@@ -13,13 +13,20 @@ from typing import Any
 
 from rich.console import Console
 
+from compress.checkpoints import discard_checkpoint
 from compress.config import RUNTIME_WORDS, Recipe, StageSpec, load_recipe
 from compress.context import RunContext, seed_everything
 from compress.errors import CompressError, StageError
 from compress.io_utils import read_json, write_json_atomic
+from compress.run_dir import (
+    STATE_FILE,
+    check_outputs_exist,
+    clear_previous_run,
+    mark_complete,
+    remove_stale_temp_files,
+)
 from compress.variants import Variant
 
-STATE_FILE = "state.json"
 INPUT_STAGE = "input"
 
 
@@ -41,19 +48,34 @@ def default_run_dir(recipe: Recipe, root: Path = Path("runs")) -> Path:
     return candidate
 
 
-def _prepare_run_dir(run_dir: Path, recipe: Recipe) -> dict[str, Any] | None:
+def _prepare_run_dir(run_dir: Path, recipe: Recipe, restart: bool, console: Console) -> dict[str, Any] | None:
     """Return the saved state when resuming; refuse to write into anything that is not this recipe's run."""
     state_path = run_dir / STATE_FILE
     if state_path.is_file():
-        state = read_json(state_path)
+        try:
+            state = read_json(state_path)
+        except ValueError:
+            raise CompressError(f"{state_path}: not valid JSON; pass --restart to start this run over") from None
+        if restart:
+            removed = clear_previous_run(run_dir, state, recipe)
+            console.print(f"[bold]Restarting[/] {run_dir}: removed {', '.join(p.name for p in removed)}")
+            return None
         if state.get("recipe_hash") != recipe.hash:
             raise CompressError(
                 f"{run_dir}: holds a run of a different recipe (or different settings); "
                 "choose a new --out directory, or pass --restart to start this one over"
             )
+        check_outputs_exist(state, run_dir)
+        remove_stale_temp_files(run_dir)
         return state
+    if run_dir.exists() and not run_dir.is_dir():
+        raise CompressError(f"{run_dir}: exists and is a file; --out must be a directory")
     if run_dir.exists() and any(run_dir.iterdir()):
-        raise CompressError(f"{run_dir}: directory exists and is not a compress run; refusing to write into it")
+        raise CompressError(
+            f"{run_dir}: directory exists and is not a compress run (no {STATE_FILE}); refusing to write into it"
+            + (" or delete anything in it" if restart else ""),
+            hint="choose a new --out directory (or leave --out out for a fresh timestamped one)",
+        )
     run_dir.mkdir(parents=True, exist_ok=True)
     return None
 
@@ -71,6 +93,7 @@ def _save_state(ctx: RunContext, completed: list[str]) -> None:
             "stage_records": ctx.stage_records,
             "bundle_dir": str(ctx.bundle_dir) if ctx.bundle_dir else None,
             "started": ctx.started,
+            "data_checks": ctx.data_checks,
         },
     )
 
@@ -82,18 +105,22 @@ def _restore(ctx: RunContext, state: dict[str, Any]) -> list[str]:
     ctx.stage_records = state.get("stage_records", [])
     ctx.bundle_dir = Path(state["bundle_dir"]) if state.get("bundle_dir") else None
     ctx.started = state.get("started", ctx.started)
+    ctx.data_checks = state.get("data_checks", {})
     return list(state["completed"])
 
 
 def _load_input(ctx: RunContext) -> Variant:
+    from compress.data.checks import truncation_check
     from compress.data.tokenization import TextEncoder
     from compress.models.complexity import model_facts
     from compress.models.persistence import save_model
-    from compress.models.sources import load_input_model
+    from compress.models.sources import check_model_output, load_input_model
     from compress.registry import TORCH
 
     loaded = load_input_model(ctx.recipe.model, ctx.task.label_names)
     encoder = TextEncoder.from_dir(loaded.tokenizer_dir, ctx.max_length)
+    check_model_output(loaded.module, encoder, ctx.task.label_names, ctx.recipe.model.source)
+    ctx.data_checks = truncation_check(encoder, ctx.task, ctx.console)
     directory = ctx.run_dir / "stages" / "00-input" / "model"
     save_model(loaded.module, directory, factory=loaded.factory)
     encoder.save(directory)
@@ -115,13 +142,19 @@ def run_recipe(
     out: str | Path | None = None,
     overrides: list[str] | None = None,
     console: Console | None = None,
+    restart: bool = False,
 ) -> RunResult:
-    """Run a recipe end to end (or resume it in ``out``) and return where its outputs are."""
+    """Run a recipe end to end (or resume it in ``out``) and return where its outputs are.
+
+    ``restart`` starts an existing run directory over, deleting only the outputs compress made there.
+    """
     if not isinstance(recipe, Recipe):
         recipe = load_recipe(recipe, overrides)
     console = console or Console()
     run_dir = Path(out) if out else default_run_dir(recipe)
-    state = _prepare_run_dir(run_dir, recipe)
+    for note in _check_environment(recipe):
+        console.print(f"[yellow]note[/]: {note}")
+    state = _prepare_run_dir(run_dir, recipe, restart, console)
     ctx = RunContext(recipe=recipe, run_dir=run_dir, console=console)
     completed = _restore(ctx, state) if state else []
     if completed:
@@ -153,8 +186,10 @@ def run_recipe(
         ctx.stage_records.append(
             _record(spec.id, spec.kind, started, produced.name if produced else None, spec.config.model_dump())
         )
+        mark_complete(ctx.stage_dir(spec.id), ctx.stage_records[-1])
         completed.append(spec.id)
         _save_state(ctx, completed)
+        discard_checkpoint(ctx.stage_dir(spec.id))
     report_path, report = None, None
     if any(spec.kind == "report" for spec in recipe.stages):
         from compress.reporting.write import write_reports
@@ -177,6 +212,14 @@ def _stage_input(spec: StageSpec, ctx: RunContext) -> Variant:
             f"{RUNTIME_WORDS[variant.runtime]}, the stage needs {needed}"
         )
     return variant
+
+
+def _check_environment(recipe: Recipe) -> list[str]:
+    """Every stage's requirements, checked before any work: a missing one fails now, not an hour in."""
+    notes: list[str] = []
+    for spec in recipe.stages:
+        notes += spec.build().check_environment()
+    return notes
 
 
 def _record(stage_id: str, kind: str, started: float, produced: str | None, config: dict[str, Any]) -> dict[str, Any]:

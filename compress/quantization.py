@@ -6,12 +6,21 @@ from pathlib import Path
 
 import onnx
 
+from compress.errors import ModelLoadError
 from compress.io_utils import atomic_path
+
+
+def load_onnx(path: Path) -> onnx.ModelProto:
+    """``onnx.load`` with a clear error for a missing, truncated or non-ONNX file."""
+    try:
+        return onnx.load(str(path))
+    except Exception as error:  # protobuf DecodeError, OSError ...
+        raise ModelLoadError(f"{path}: not a readable ONNX model ({type(error).__name__}: {error})") from None
 
 
 def strip_value_info(source: Path, target: Path) -> Path:
     """Copy ``source`` without ``graph.value_info``: stale shape annotations break ORT's quantizer."""
-    model = onnx.load(str(source))
+    model = load_onnx(source)
     del model.graph.value_info[:]
     onnx.save(model, str(target))
     return target

@@ -10,7 +10,7 @@ import importlib
 import pkgutil
 from typing import TYPE_CHECKING, ClassVar
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, model_validator
 
 if TYPE_CHECKING:
     from compress.context import RunContext
@@ -20,10 +20,35 @@ TORCH = "torch"
 ONNX = "onnxruntime"
 
 
+SHARE_SUFFIXES = ("ratio", "sparsity", "fraction")
+"""Option names ending in one of these are shares of something: they must lie in [0, 1]."""
+COUNT_SUFFIXES = ("layers", "heads")
+"""Option names ending in one of these count model parts: a number must be >= 1, a list non-empty."""
+
+
 class StageConfig(BaseModel):
-    """Base of every stage's options. Unknown fields are errors, so typos never pass silently."""
+    """Base of every stage's options. Unknown fields are errors, so typos never pass silently.
+
+    Beyond each field's own bounds, names carry generic checks (``*_ratio`` in [0, 1], ``*layers`` >= 1),
+    so a new stage gets them without declaring them; declaring ``Field(ge=..., le=...)`` is still clearer.
+    """
 
     model_config = ConfigDict(extra="forbid")
+
+    @model_validator(mode="after")
+    def _check_named_ranges(self) -> StageConfig:
+        for name in type(self).model_fields:
+            value = getattr(self, name)
+            if isinstance(value, bool) or value is None:
+                continue
+            if name.endswith(SHARE_SUFFIXES) and isinstance(value, int | float) and not 0 <= value <= 1:
+                raise ValueError(f"{name} must be between 0 and 1 (a share), got {value!r}")
+            if name.endswith(COUNT_SUFFIXES):
+                if isinstance(value, int) and value < 1:
+                    raise ValueError(f"{name} must be at least 1, got {value!r}")
+                if isinstance(value, list | tuple) and not value:
+                    raise ValueError(f"{name} must not be empty")
+        return self
 
 
 class Stage:
@@ -36,6 +61,8 @@ class Stage:
     """Runtimes of the current variant this stage can work on."""
     produces: ClassVar[str | None] = None
     """Runtime of the variant the stage returns; ``None`` when the current variant passes through."""
+    requires: ClassVar[dict[str, str]] = {}
+    """Backends the stage cannot run without, ``{import name: pip requirement}``; checked before a run starts."""
 
     @classmethod
     def output_runtime(cls, config: StageConfig) -> str | None:
@@ -48,6 +75,14 @@ class Stage:
 
     def run(self, current: Variant, ctx: RunContext) -> Variant | None:
         raise NotImplementedError
+
+    def check_environment(self) -> list[str]:
+        """Called before the run starts: raise ``SetupError`` for a missing requirement, return notes for
+        optional things that will be skipped. Override to check more (a GPU ...)."""
+        from compress.requirements import require_backends
+
+        require_backends(f"stage {self.id!r}", self.requires)
+        return []
 
 
 _STAGES: dict[str, type[Stage]] = {}

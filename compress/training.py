@@ -6,9 +6,13 @@ Stages differ only in their loss (plain labels, distillation ...), which they pa
 from __future__ import annotations
 
 import copy
+import hashlib
+import json
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -16,6 +20,7 @@ from pydantic import Field
 from rich.console import Console
 from torch import nn
 
+from compress.checkpoints import load_checkpoint, save_checkpoint
 from compress.data.batching import pad_batch
 from compress.evaluation.accuracy import accuracy, predict_logits
 from compress.evaluation.runners import TorchPredictor
@@ -70,6 +75,33 @@ def dev_accuracy(model: nn.Module, encoded: Sequence[Sequence[int]], labels: Seq
     return accuracy(logits, labels)
 
 
+def _fingerprint(model: nn.Module, n_train: int, config: TrainingConfig, seed: int, description: str) -> str:
+    """What a checkpoint must match to be resumed: the same model shapes, data size, options and seed."""
+    shapes = {name: list(p.shape) for name, p in model.state_dict().items()}
+    blob = json.dumps([shapes, n_train, config.model_dump(mode="json"), seed, description], sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def _checkpoint_payload(
+    fingerprint: str, epoch: int, model: nn.Module, optimizer, scheduler, best: TrainResult,
+    best_state: dict[str, torch.Tensor], epochs_without_gain: int, finished: bool,
+) -> dict[str, Any]:
+    return {
+        "fingerprint": fingerprint,
+        "epoch": epoch,
+        "finished": finished,
+        "model": model.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "scheduler": scheduler.state_dict(),
+        "best_state": best_state,
+        "best_dev_accuracy": best.best_dev_accuracy,
+        "best_epoch": best.best_epoch,
+        "history": best.history,
+        "epochs_without_gain": epochs_without_gain,
+        "torch_rng": torch.get_rng_state(),
+    }
+
+
 def train_classifier(
     model: nn.Module,
     train: tuple[Sequence[Sequence[int]], Sequence[int]],
@@ -80,22 +112,42 @@ def train_classifier(
     console: Console,
     loss_fn: LossFn = cross_entropy_loss,
     description: str = "training",
+    checkpoint_dir: str | Path | None = None,
 ) -> TrainResult:
-    """Train ``model`` in place and leave it holding the weights of its best dev epoch."""
+    """Train ``model`` in place and leave it holding the weights of its best dev epoch.
+
+    With ``checkpoint_dir`` (a stage directory), a checkpoint is saved after every epoch and a rerun
+    resumes after the last saved epoch with the same result as an uninterrupted run.
+    """
     train_ids, train_labels = train
     if config.max_train_examples:
         train_ids, train_labels = train_ids[: config.max_train_examples], train_labels[: config.max_train_examples]
     torch.manual_seed(seed)
-    best = TrainResult(dev_accuracy(model, *dev, pad_id), best_epoch=0)
-    best_state = copy.deepcopy(model.state_dict())
+    fingerprint = _fingerprint(model, len(train_ids), config, seed, description)
+    saved = load_checkpoint(checkpoint_dir, fingerprint) if checkpoint_dir else None
+    if saved is None:
+        best = TrainResult(dev_accuracy(model, *dev, pad_id), best_epoch=0)
+        best_state = copy.deepcopy(model.state_dict())
+    else:
+        best = TrainResult(saved["best_dev_accuracy"], saved["best_epoch"], list(saved["history"]))
+        best_state = saved["best_state"]
     if config.epochs == 0 or not train_ids:
         return best
     steps_per_epoch = math.ceil(len(train_ids) / config.batch_size)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
     scheduler = linear_schedule(optimizer, steps_per_epoch * config.epochs, config.warmup_ratio)
     labels_array = np.asarray(train_labels, dtype=np.int64)
-    epochs_without_gain = 0
-    for epoch in range(1, config.epochs + 1):
+    epochs_without_gain, first_epoch, finished = 0, 1, False
+    if saved is not None:
+        model.load_state_dict(saved["model"])
+        optimizer.load_state_dict(saved["optimizer"])
+        scheduler.load_state_dict(saved["scheduler"])
+        torch.set_rng_state(saved["torch_rng"])
+        epochs_without_gain, first_epoch, finished = saved["epochs_without_gain"], saved["epoch"] + 1, saved["finished"]
+        console.print(f"    resuming {description} from the checkpoint after epoch {saved['epoch']}")
+    for epoch in range(first_epoch, config.epochs + 1):
+        if finished:
+            break
         model.train()
         order = np.random.default_rng(seed + epoch).permutation(len(train_ids))
         running = 0.0
@@ -124,7 +176,15 @@ def train_classifier(
             epochs_without_gain += 1
             if config.patience and epochs_without_gain >= config.patience:
                 console.print(f"    stopping early: no dev improvement for {epochs_without_gain} epoch(s)")
-                break
+                finished = True
+        if checkpoint_dir:
+            finished = finished or epoch == config.epochs
+            save_checkpoint(
+                checkpoint_dir,
+                _checkpoint_payload(
+                    fingerprint, epoch, model, optimizer, scheduler, best, best_state, epochs_without_gain, finished
+                ),
+            )
     model.load_state_dict(best_state)
     model.eval()
     return best

@@ -76,3 +76,20 @@ def make_checkpoint(directory: Path, family: str = "bert", seed: int = 0, **conf
     model.save_pretrained(directory)
     tiny_tokenizer().save(str(directory / "tokenizer.json"))
     return directory
+
+
+class LegacyStateDict(dict):
+    """A dict subclass: pickling it stores a global that ``torch.load(weights_only=True)`` refuses to import,
+    like old checkpoints saved with custom classes. Harmless, so tests can load it with explicit trust."""
+
+
+class RunsCode:
+    """Unpickling this runs ``touch <marker>``: stands in for a malicious checkpoint."""
+
+    def __init__(self, marker: str) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        import os
+
+        return (os.system, (f"touch {self.marker}",))

@@ -54,6 +54,21 @@ def rotten_tomatoes() -> Rows:
     return rows
 
 
+def _json_lines(path: Path, handle) -> list[dict]:
+    records = []
+    for number, line in enumerate(handle, start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as error:
+            raise DataError(f"{path}: line {number} is not valid JSON ({error.msg})") from None
+        if not isinstance(record, dict):
+            raise DataError(f"{path}: line {number} is not a JSON object (one object per line expected)")
+        records.append(record)
+    return records
+
+
 def read_table(path: Path, text_column: str, label_column: str) -> Rows:
     """Read (text, label) pairs from a .csv/.tsv or .jsonl file."""
     if not path.is_file():
@@ -63,15 +78,13 @@ def read_table(path: Path, text_column: str, label_column: str) -> Rows:
         opener = bz2.open if path.suffix == ".bz2" else open
         with opener(path, "rt", encoding="utf-8", newline="") as handle:
             if suffix.startswith(".jsonl") or suffix.startswith(".json"):
-                records = [json.loads(line) for line in handle if line.strip()]
+                records = _json_lines(path, handle)
             elif suffix.startswith((".csv", ".tsv")):
                 records = list(csv.DictReader(handle, delimiter="\t" if ".tsv" in suffix else ","))
             else:
                 raise DataError(f"{path}: unsupported data format {suffix!r}; use .csv, .tsv or .jsonl")
     except UnicodeDecodeError as error:
         raise DataError(f"{path}: not UTF-8 text (byte {error.start}); re-save the file as UTF-8") from None
-    except json.JSONDecodeError as error:
-        raise DataError(f"{path}: line {error.lineno} is not valid JSON ({error.msg})") from None
     if not records:
         raise DataError(f"{path}: the file has no rows")
     columns = set(records[0])

@@ -8,6 +8,7 @@ from pathlib import Path
 from tokenizers import Tokenizer
 
 from compress.errors import ModelLoadError
+from compress.io_utils import atomic_path
 
 TOKENIZER_FILE = "tokenizer.json"
 PAD_TOKENS = ("[PAD]", "<pad>")
@@ -42,8 +43,8 @@ class TextEncoder:
 
     def save(self, directory: str | Path) -> Path:
         directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        self.tokenizer.save(str(directory / TOKENIZER_FILE))
+        with atomic_path(directory / TOKENIZER_FILE) as tmp:
+            self.tokenizer.save(str(tmp))
         return directory / TOKENIZER_FILE
 
 

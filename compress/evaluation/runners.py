@@ -16,6 +16,7 @@ from typing import Protocol
 import numpy as np
 
 from compress.errors import CompressError
+from compress.requirements import cuda_available
 from compress.variants import Variant
 
 
@@ -167,14 +168,6 @@ RUNTIMES = {
 }
 DEFAULT_RUNTIMES = ("torch", "onnxruntime", "torch-fp16", "onnxruntime-trt")
 """torch.compile is opt-in: compiling each shape costs tens of seconds on a small CPU."""
-
-
-def cuda_available() -> bool:
-    try:
-        import torch
-    except ImportError:
-        return False
-    return torch.cuda.is_available()
 
 
 def native_runtime(variant: Variant) -> str:

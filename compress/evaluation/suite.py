@@ -17,11 +17,11 @@ from compress.evaluation.runners import (
     DEFAULT_RUNTIMES,
     RUNTIMES,
     Predictor,
-    cuda_available,
     open_predictor,
     open_runtime,
 )
 from compress.progress import progress_bar, step
+from compress.requirements import cuda_available
 from compress.variants import Variant
 
 RuntimeName = Literal["torch", "torch.compile", "torch-fp16", "onnxruntime", "onnxruntime-trt"]

@@ -59,15 +59,18 @@ def load_model(directory: str | Path) -> nn.Module:
         state = load_file(str(directory / WEIGHTS))
     except Exception as error:  # safetensors raises several types for truncated or corrupt files
         raise ModelLoadError(f"{directory / WEIGHTS}: cannot read weights ({error})") from None
-    model = _instantiate(manifest)
-    resize_to_state(model, state)
-    if manifest.get("attention"):
-        layouts = [architectures.AttentionLayout(**item) for item in manifest["attention"]]
-        architectures.set_attention_layout(model, layouts)
     try:
+        model = _instantiate(manifest)
+        resize_to_state(model, state)
+        if manifest.get("attention"):
+            layouts = [architectures.AttentionLayout(**item) for item in manifest["attention"]]
+            architectures.set_attention_layout(model, layouts)
         model.load_state_dict(state, strict=True)
-    except RuntimeError as error:
-        raise ModelLoadError(f"{directory}: weights do not match the model description: {error}") from None
+    except ModelLoadError:
+        raise
+    except Exception as error:  # RuntimeError (shapes), StageError (layout), KeyError/TypeError (manifest)
+        message = str(error).strip().splitlines()[0][:300] if str(error).strip() else type(error).__name__
+        raise ModelLoadError(f"{directory}: weights do not match the model description ({message})") from None
     return model.eval()
 
 

@@ -12,7 +12,13 @@ from torch import nn
 
 from compress.config import ModelConfig
 from compress.errors import ModelLoadError
-from compress.models.persistence import is_compress_model_dir, load_model
+from compress.models.persistence import MANIFEST, is_compress_model_dir, load_model
+from compress.models.safety import (
+    TRUST_HINT,
+    check_pickled_weights,
+    pickled_weight_files,
+    trusted_safetensors_copy,
+)
 
 EMBEDDED_ALIASES = ("minilm", "embedded", "all-minilm-l6-v2")
 EMBEDDED_PACKAGES = (
@@ -85,9 +91,16 @@ def load_input_model(config: ModelConfig, label_names: tuple[str, ...]) -> Loade
         if not path.is_dir():
             raise ModelLoadError(f"{path}: expected a checkpoint directory, got a file")
         if is_compress_model_dir(path):
+            _check_manifest_factory(path, config.trust_model_code)
             return LoadedModel(load_model(path), Path(config.tokenizer or path))
         if not (path / "config.json").is_file():
-            raise ModelLoadError(f"{path}: not a Hugging Face checkpoint (no config.json)")
+            raise ModelLoadError(
+                f"{path}: not a model checkpoint (no config.json or {MANIFEST})",
+                hint="point model.source at a Hugging Face checkpoint directory or a model saved by compress",
+            )
+        check_pickled_weights(path, config.trust_model_code)
+        if config.trust_model_code and pickled_weight_files(path):
+            return _load_trusted_pickle(path, label_names, config)
         return _load_hf(path, label_names, config)
     if source.count("/") == 1 and not source.startswith((".", "/")):
         return _load_hf(source, label_names, config)
@@ -119,3 +132,57 @@ def _load_hf(location: Path | str, label_names: tuple[str, ...], config: ModelCo
         raise ModelLoadError(f"{location}: cannot load the model weights ({error})") from None
     tokenizer_dir = Path(config.tokenizer) if config.tokenizer else Path(str(location))
     return LoadedModel(module.eval(), tokenizer_dir)
+
+
+def _load_trusted_pickle(path: Path, label_names: tuple[str, ...], config: ModelConfig) -> LoadedModel:
+    """Pickled weights the user trusts: unpickle into a safetensors copy, load that, keep the original tokenizer."""
+    import shutil
+    import tempfile
+
+    staging = Path(tempfile.mkdtemp(prefix="compress-trusted-"))
+    try:
+        loaded = _load_hf(trusted_safetensors_copy(path, staging / "model"), label_names, config)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    loaded.tokenizer_dir = Path(config.tokenizer) if config.tokenizer else path
+    return loaded
+
+
+def _check_manifest_factory(directory: Path, trusted: bool) -> None:
+    """A model directory naming a factory imports and runs that code: only with explicit trust."""
+    from compress.io_utils import read_json
+
+    try:
+        factory = read_json(directory / MANIFEST).get("factory")
+    except (ValueError, AttributeError):
+        raise ModelLoadError(f"{directory / MANIFEST}: not a valid model description (bad JSON)") from None
+    if factory and not trusted:
+        raise ModelLoadError(
+            f"{directory / MANIFEST}: this model is built by the Python factory {factory!r}, which would be imported "
+            "and run; refusing for a model directory given as input",
+            hint=TRUST_HINT,
+        )
+
+
+def check_model_output(module: nn.Module, encoder: Any, label_names: tuple[str, ...], source: str) -> None:
+    """Run the model once on real token ids: it must work with its tokenizer and have one logit per label."""
+    import torch
+
+    from compress.models.forward import classifier_logits
+
+    ids = torch.tensor(encoder.encode(["a short check text"]), dtype=torch.long)
+    try:
+        with torch.inference_mode():
+            logits = classifier_logits(module.eval(), ids, torch.ones_like(ids))
+    except Exception as error:  # a mismatch shows up as IndexError/RuntimeError deep inside the model
+        raise ModelLoadError(
+            f"model.source {source!r}: the model cannot run on token ids from its tokenizer "
+            f"({type(error).__name__}: {str(error).splitlines()[0][:200]})",
+            hint="check that model.tokenizer belongs to this model",
+        ) from None
+    if logits.ndim != 2 or logits.shape[-1] != len(label_names):
+        raise ModelLoadError(
+            f"model.source {source!r}: the model outputs {logits.shape[-1]} logits per text, the data has "
+            f"{len(label_names)} labels ({', '.join(label_names)})",
+            hint="use a checkpoint whose classification head matches the dataset's labels",
+        )

@@ -18,6 +18,12 @@ from compress.reporting.views import pct as _pct
 from compress.reporting.views import points as _points
 
 
+def _truncated(data: dict[str, Any]) -> str:
+    counts = data.get("truncated_texts") or {}
+    total = sum(counts.values())
+    return f", {total} texts truncated to max length" if total else ""
+
+
 def _table(header: list[str], rows: list[list[str]]) -> list[str]:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(row) + " |" for row in rows]
@@ -109,7 +115,7 @@ def data_line(report: dict[str, Any]) -> str:
         text = (
             f"Data: **{data['name']}** ({', '.join(data.get('labels', []))}); train {sizes.get('train')}, "
             f"dev {sizes.get('dev')}, test {sizes.get('test')}; max length {data.get('max_length')}, "
-            f"p95 tokens {data.get('p95_tokens')}. "
+            f"p95 tokens {data.get('p95_tokens')}{_truncated(data)}. "
         )
     text += f"Baseline: **{report['baseline']}**."
     if run.get("duration_s") is not None:

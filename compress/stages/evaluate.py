@@ -10,6 +10,9 @@ from compress.registry import Stage, register_stage
 
 class EvaluateConfig(LatencySettings):
     variants: list[str] | None = Field(None, description="Variant names to measure (default: all).")
+    require_gpu: bool = Field(
+        False, description="Fail when 'cuda' is in devices and no GPU is present (default: skip GPU timing with a note)."
+    )
 
 
 @register_stage
@@ -21,12 +24,22 @@ class Evaluate(Stage):
     )
     Config = EvaluateConfig
 
+    def check_environment(self) -> list[str]:
+        from compress.requirements import cuda_available, require_cuda
+
+        notes = super().check_environment()
+        if "cuda" in self.config.devices and not cuda_available():
+            if self.config.require_gpu:
+                require_cuda(f"stage {self.id!r} (devices: cuda, require_gpu: true)")
+            notes.append(f"{self.id}: no CUDA GPU present; GPU latency will be skipped")
+        return notes
+
     def run(self, current, ctx):
         from compress.evaluation.suite import evaluate_variants
 
         names = self.config.variants or list(ctx.variants)
         ordered = [ctx.baseline] + [ctx.variant(n) for n in names if n != ctx.baseline.name]
-        settings = LatencySettings(**self.config.model_dump(exclude={"variants"}))
+        settings = LatencySettings(**self.config.model_dump(exclude={"variants", "require_gpu"}))
         ctx.evaluation = evaluate_variants(
             ordered, settings, ctx.task.test, ctx.max_length, ctx.console, ctx.task.test.texts
         )

@@ -30,7 +30,8 @@ class Finetune(Stage):
         train = (encoder.encode(task.train.texts), task.train.labels)
         dev = (encoder.encode(task.dev.texts), task.dev.labels)
         result = train_classifier(
-            model, train, dev, encoder.pad_id, self.config, ctx.seed, ctx.console, description="fine-tune"
+            model, train, dev, encoder.pad_id, self.config, ctx.seed, ctx.console, description="fine-tune",
+            checkpoint_dir=ctx.stage_dir(self.id),
         )
         ctx.console.print(f"    best dev accuracy {result.best_dev_accuracy:.4f} (epoch {result.best_epoch})")
         return save_torch_variant(

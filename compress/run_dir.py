@@ -1,0 +1,93 @@
+"""Run-directory housekeeping: what compress owns in a run directory, restarting, stale temp files.
+
+A run directory may hold files the user put there; compress only ever deletes the entries it made
+itself (listed in :data:`OWNED_ENTRIES` plus the run's bundle folder), and never an input of the recipe.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+from compress.config import Recipe
+from compress.errors import CompressError
+from compress.io_utils import write_json_atomic
+
+STATE_FILE = "state.json"
+STAGES_DIR = "stages"
+OWNED_ENTRIES = (STAGES_DIR, "report.json", "report.md", "report.html")
+COMPLETE_MARKER = "COMPLETE.json"
+TEMP_PATTERN = ".*.tmp*"
+"""Names :func:`compress.io_utils.atomic_path` gives to files being written."""
+
+
+def _inside(path: Path, parent: Path) -> bool:
+    try:
+        path.resolve().relative_to(parent.resolve())
+    except ValueError:
+        return False
+    return True
+
+
+def owned_paths(run_dir: Path, state: dict[str, Any]) -> list[Path]:
+    """Everything a previous run made in ``run_dir`` (state.json last, so an interrupted restart can be redone)."""
+    paths = [run_dir / name for name in OWNED_ENTRIES]
+    bundle = state.get("bundle_dir")
+    if bundle and _inside(Path(bundle), run_dir) and Path(bundle).resolve() != run_dir.resolve():
+        paths.append(Path(bundle))
+    paths += sorted(run_dir.glob(TEMP_PATTERN))
+    return [p for p in paths if p.exists()] + [run_dir / STATE_FILE]
+
+
+def recipe_inputs(recipe: Recipe) -> list[Path]:
+    """Local files and directories the recipe reads (never to be deleted or written)."""
+    candidates = [recipe.model.source, recipe.model.tokenizer, recipe.data.dataset]
+    return [Path(c).expanduser() for c in candidates if c and Path(c).expanduser().exists()]
+
+
+def clear_previous_run(run_dir: Path, state: dict[str, Any], recipe: Recipe) -> list[Path]:
+    """Delete a previous run's outputs from ``run_dir`` for ``--restart``; returns what was removed.
+
+    Refuses when one of the recipe's inputs lives inside those outputs (e.g. a model from this very run).
+    """
+    targets = owned_paths(run_dir, state)
+    for source in recipe_inputs(recipe):
+        for target in targets:
+            if _inside(source, target):
+                raise CompressError(
+                    f"--restart would delete {target}, which holds this recipe's input {source}; "
+                    "copy the input elsewhere or choose a new --out directory"
+                )
+    for target in targets:
+        if target.is_dir():
+            shutil.rmtree(target)
+        else:
+            target.unlink(missing_ok=True)
+    return targets
+
+
+def remove_stale_temp_files(run_dir: Path) -> int:
+    """Delete half-written files a killed run left behind (they are never valid artifacts)."""
+    removed = 0
+    for path in run_dir.rglob(TEMP_PATTERN):
+        if path.is_file():
+            path.unlink()
+            removed += 1
+    return removed
+
+
+def mark_complete(stage_dir: Path, record: dict[str, Any]) -> None:
+    """Write the stage's completion marker (its record) next to its artifacts."""
+    write_json_atomic(stage_dir / COMPLETE_MARKER, record)
+
+
+def check_outputs_exist(state: dict[str, Any], run_dir: Path) -> None:
+    """A resumed run needs every saved variant's files; name the first missing one."""
+    for record in state.get("variants", []):
+        for key in ("path", "tokenizer_dir"):
+            if not Path(record[key]).exists():
+                raise CompressError(
+                    f"{run_dir}: cannot resume, {record[key]} (variant {record['name']!r}) is missing",
+                    hint="pass --restart to start this run over",
+                )
