@@ -10,7 +10,7 @@ import importlib
 import pkgutil
 from typing import TYPE_CHECKING, ClassVar
 
-from pydantic import BaseModel, ConfigDict, model_validator
+from pydantic import BaseModel, ConfigDict
 
 if TYPE_CHECKING:
     from compress.context import RunContext
@@ -20,35 +20,14 @@ TORCH = "torch"
 ONNX = "onnxruntime"
 
 
-SHARE_SUFFIXES = ("ratio", "sparsity", "fraction")
-"""Option names ending in one of these are shares of something: they must lie in [0, 1]."""
-COUNT_SUFFIXES = ("layers", "heads")
-"""Option names ending in one of these count model parts: a number must be >= 1, a list non-empty."""
-
-
 class StageConfig(BaseModel):
     """Base of every stage's options. Unknown fields are errors, so typos never pass silently.
 
-    Beyond each field's own bounds, names carry generic checks (``*_ratio`` in [0, 1], ``*layers`` >= 1),
-    so a new stage gets them without declaring them; declaring ``Field(ge=..., le=...)`` is still clearer.
+    Each stage declares its own bounds (``Field(ge=..., le=...)``), so an out-of-range value is
+    reported with the field's name before any work starts.
     """
 
     model_config = ConfigDict(extra="forbid")
-
-    @model_validator(mode="after")
-    def _check_named_ranges(self) -> StageConfig:
-        for name in type(self).model_fields:
-            value = getattr(self, name)
-            if isinstance(value, bool) or value is None:
-                continue
-            if name.endswith(SHARE_SUFFIXES) and isinstance(value, int | float) and not 0 <= value <= 1:
-                raise ValueError(f"{name} must be between 0 and 1 (a share), got {value!r}")
-            if name.endswith(COUNT_SUFFIXES):
-                if isinstance(value, int) and value < 1:
-                    raise ValueError(f"{name} must be at least 1, got {value!r}")
-                if isinstance(value, list | tuple) and not value:
-                    raise ValueError(f"{name} must not be empty")
-        return self
 
 
 class Stage:

@@ -31,12 +31,9 @@ def recipe(*stages, **sections) -> dict:
 # ----------------------------------------------------------------------------------------------- recipe
 @pytest.fixture
 def toy_stage():
-    """A stage with the kinds of options prune/distill declare, using only the generic named checks."""
+    """A stage with a required option and a backend that is not installed."""
 
     class ToyConfig(StageConfig):
-        ratio: float = 0.5
-        keep_layers: list[int] = [0, 1]
-        student_layers: int = 2
         teacher: str = Field(description="required")
 
     @register_stage
@@ -78,18 +75,17 @@ def test_recipe_errors_name_the_field(raw, expected):
 
 
 @pytest.mark.parametrize(
-    ("options", "expected"),
+    ("stage", "expected"),
     [
-        ({"teacher": "t", "ratio": 1.5}, "ratio must be between 0 and 1"),
-        ({"teacher": "t", "ratio": -0.1}, "ratio must be between 0 and 1"),
-        ({"teacher": "t", "student_layers": 0}, "student_layers must be at least 1"),
-        ({"teacher": "t", "keep_layers": []}, "keep_layers must not be empty"),
-        ({}, "stages[0] (toy).teacher: Field required"),
+        ({"prune": {"ffn": 1.5}}, "stages[0] (prune).ffn"),
+        ({"prune": {"heads": -0.5}}, "stages[0] (prune).heads"),
+        ({"prune": {}}, "nothing to prune"),
+        ({"toy": {}}, "stages[0] (toy).teacher: Field required"),
     ],
 )
-def test_generic_range_checks_cover_new_stages(toy_stage, options, expected):
+def test_out_of_range_and_missing_stage_options_name_the_field(toy_stage, stage, expected):
     with pytest.raises(RecipeError, match="bad.yaml") as caught:
-        parse_recipe(recipe({"toy": options}), "bad.yaml")
+        parse_recipe(recipe(stage), "bad.yaml")
     assert expected in str(caught.value)
 
 
