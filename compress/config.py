@@ -5,7 +5,7 @@ from __future__ import annotations
 import difflib
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -84,6 +84,8 @@ class Recipe:
     stages: tuple[StageSpec, ...]
     source: str
     """Where the recipe came from (a path), for messages."""
+    written: dict[str, Any] = field(default_factory=dict, compare=False)
+    """The recipe as the user wrote it (overrides applied), before defaults were filled in."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -99,7 +101,12 @@ class Recipe:
 
     @property
     def hash(self) -> str:
-        blob = json.dumps(self.to_dict(), sort_keys=True, default=str).encode()
+        """Identifies the recipe a run directory belongs to (for resuming).
+
+        Hashes what the user wrote, not the filled-in defaults, so a toolkit version that adds an
+        option with a default can still resume runs started before it.
+        """
+        blob = json.dumps(self.written or self.to_dict(), sort_keys=True, default=str).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
 
 
@@ -277,6 +284,7 @@ def parse_recipe(raw: Any, where: str = "<recipe>", overrides: list[str] | None 
         data=top.data,
         stages=tuple(specs),
         source=where,
+        written=json.loads(json.dumps(raw, default=str)),
     )
 
 
