@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from compress.config import parse_recipe
 
-RAW = {"name": "t", "stages": [{"finetune": {"epochs": 1}}, "export", "quantize", {"export": {"opset": 17}}]}
+RAW = {"name": "t", "stages": [{"finetune": {"epochs": 1}}, "export", {"export": {"from": "teacher", "opset": 17}}, "quantize"]}
 
 
 def test_repeated_stages_get_numbered_ids_and_overrides_reach_them():
     recipe = parse_recipe(RAW, "t.yaml", overrides=["export2.opset=18", "finetune.epochs=3", "data.seed=7"])
-    assert [s.id for s in recipe.stages] == ["finetune", "export", "quantize", "export2"]
-    assert recipe.stages[3].config.opset == 18
+    assert [s.id for s in recipe.stages] == ["finetune", "export", "export2", "quantize"]
+    assert recipe.stages[2].config.opset == 18
     assert recipe.stages[0].config.epochs == 3
     assert recipe.data.seed == 7
     assert RAW["stages"][0] == {"finetune": {"epochs": 1}}  # the caller's mapping is left untouched
