@@ -13,7 +13,8 @@ from typing import Any
 
 from rich.console import Console
 
-from compress.config import Recipe, load_recipe
+from compress import distributed
+from compress.config import Recipe, StageSpec, load_recipe
 from compress.context import RunContext, seed_everything
 from compress.errors import CompressError
 from compress.io_utils import read_json, write_json_atomic
@@ -121,6 +122,10 @@ def run_recipe(
         recipe = load_recipe(recipe, overrides)
     console = console or Console()
     run_dir = Path(out) if out else default_run_dir(recipe)
+    stages = recipe.stages
+    follower_dir = distributed.follower_run_dir(run_dir)
+    if follower_dir is not None:
+        run_dir, console, stages = follower_dir, Console(quiet=True), _up_to_last_training_stage(stages)
     state = _prepare_run_dir(run_dir, recipe)
     ctx = RunContext(recipe=recipe, run_dir=run_dir, console=console)
     completed = _restore(ctx, state) if state else []
@@ -139,7 +144,7 @@ def run_recipe(
         ctx.stage_records.append(_record(INPUT_STAGE, "input", started, ctx.current_name, {}))
         completed.append(INPUT_STAGE)
         _save_state(ctx, completed)
-    for spec in recipe.stages:
+    for spec in stages:
         if spec.id in completed:
             continue
         stage = spec.build()
@@ -156,12 +161,19 @@ def run_recipe(
         completed.append(spec.id)
         _save_state(ctx, completed)
     report_path, report = None, None
-    if any(spec.kind == "report" for spec in recipe.stages):
+    if follower_dir is None and any(spec.kind == "report" for spec in recipe.stages):
         from compress.reporting.write import write_reports
 
         report_path = write_reports(ctx)
         report = read_json(report_path)
     return RunResult(run_dir, report_path, ctx.bundle_dir, report)
+
+
+def _up_to_last_training_stage(stages: tuple[StageSpec, ...]) -> tuple[StageSpec, ...]:
+    from compress.training import TrainingConfig
+
+    trains = [i for i, spec in enumerate(stages) if isinstance(spec.config, TrainingConfig)]
+    return stages[: trains[-1] + 1] if trains else ()
 
 
 def _record(stage_id: str, kind: str, started: float, produced: str | None, config: dict[str, Any]) -> dict[str, Any]:

@@ -16,6 +16,7 @@ from pydantic import Field
 from rich.console import Console
 from torch import nn
 
+from compress import distributed
 from compress.data.batching import pad_batch
 from compress.evaluation.accuracy import accuracy, predict_logits
 from compress.evaluation.runners import TorchPredictor
@@ -81,7 +82,13 @@ def train_classifier(
     loss_fn: LossFn = cross_entropy_loss,
     description: str = "training",
 ) -> TrainResult:
-    """Train ``model`` in place and leave it holding the weights of its best dev epoch."""
+    """Train ``model`` in place and leave it holding the weights of its best dev epoch.
+
+    Under ``torchrun`` each process trains on its share of every batch (DDP: gradients averaged).
+    """
+    distributed.ensure_process_group()
+    runner = distributed.wrap(model)
+    console = console if distributed.is_main_process() else Console(quiet=True)
     train_ids, train_labels = train
     if config.max_train_examples:
         train_ids, train_labels = train_ids[: config.max_train_examples], train_labels[: config.max_train_examples]
@@ -101,10 +108,12 @@ def train_classifier(
         running = 0.0
         with progress_bar(console, f"{description} epoch {epoch}/{config.epochs}", steps_per_epoch) as bar:
             for step_index, start in enumerate(range(0, len(order), config.batch_size), start=1):
-                chunk = order[start : start + config.batch_size]
+                chunk = distributed.shard(order[start : start + config.batch_size])
+                if chunk is None:
+                    continue
                 ids, mask = pad_batch([train_ids[i] for i in chunk], pad_id)
                 loss = loss_fn(
-                    model, torch.from_numpy(ids), torch.from_numpy(mask), torch.from_numpy(labels_array[chunk]), chunk
+                    runner, torch.from_numpy(ids), torch.from_numpy(mask), torch.from_numpy(labels_array[chunk]), chunk
                 )
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
