@@ -79,7 +79,9 @@ def test_student_shapes_and_stock_config():
     assert layer.intermediate.dense.weight.shape == (24, 32)
     assert layer.output.dense.weight.shape == (32, 24)
     assert architectures.attention_layout(student)[0].heads == 1
-    assert torch.equal(student.bert.embeddings.word_embeddings.weight, teacher.bert.embeddings.word_embeddings.weight)
+    assert torch.equal(
+        student.bert.embeddings.word_embeddings.weight, teacher.bert.embeddings.word_embeddings.weight
+    )
     assert torch.equal(student.classifier.weight, teacher.classifier.weight)
 
 
@@ -127,7 +129,9 @@ def test_auto_merge_scale_is_no_worse_than_the_fixed_choices():
 
     @torch.no_grad()
     def error(choice) -> float:
-        student, init = build_student(teacher, StudentSpec(layers=2, heads=1, merge_scale=choice), (ids, mask))
+        student, init = build_student(
+            teacher, StudentSpec(layers=2, heads=1, merge_scale=choice), (ids, mask)
+        )
         out = _layer_output(architectures.encoder_layers(student)[1], hidden[3], mask)
         return float(((out - hidden[4])[mask.bool()] ** 2).mean())
 
@@ -154,7 +158,9 @@ def test_logits_loss_by_hand():
     student = StudentOutputs(logits=torch.tensor([[0.0, 0.0]]))
     teacher = _targets(logits=torch.tensor([[math.log(3.0), 0.0]]))  # p = (3/4, 1/4)
     kl = 0.75 * math.log(0.75 / 0.5) + 0.25 * math.log(0.25 / 0.5)
-    assert LogitsLoss(temperature=1.0, hard_label_weight=0.0)(student, teacher, None).item() == pytest.approx(kl)
+    assert LogitsLoss(temperature=1.0, hard_label_weight=0.0)(student, teacher, None).item() == pytest.approx(
+        kl
+    )
     mixed = LogitsLoss(temperature=1.0, hard_label_weight=0.5)(student, teacher, torch.tensor([1]))
     assert mixed.item() == pytest.approx(0.5 * math.log(2) + 0.5 * kl)
 
@@ -232,7 +238,9 @@ def test_student_round_trips_and_exports(tmp_path):
     reloaded = BertForSequenceClassification.from_pretrained(tmp_path / "hf").eval()
     assert torch.allclose(reloaded(input_ids=ids, attention_mask=mask).logits, expected, atol=1e-6)
     save_model(student, tmp_path / "compress")
-    assert torch.allclose(load_model(tmp_path / "compress")(input_ids=ids, attention_mask=mask).logits, expected)
+    assert torch.allclose(
+        load_model(tmp_path / "compress")(input_ids=ids, attention_mask=mask).logits, expected
+    )
     encoded = [row[: int(m.sum())] for row, m in zip(ids.tolist(), mask, strict=True)]
     onnx_path = export_onnx(student, pad_batch(encoded[:2], 0), tmp_path / "student.onnx", 17)
     assert max_output_difference(student, onnx_path, encoded, 0) < 1e-4
@@ -316,3 +324,35 @@ def test_two_processes_match_single_process_quality(single_process, trained_teac
     ddp_dev = torch.load(out)["dev"]
     assert ddp_dev >= single_process.info["training"]["best_dev_accuracy"] - 0.03
     assert np.isfinite(ddp_dev)
+
+
+def test_report_shows_teacher_and_student_with_loss_weights():
+    from compress.reporting.distillation import distillation_section
+
+    shape = {"layers": 2, "heads": 1, "ffn": 768, "hidden": 384, "init": "teacher_layers"}
+    facts = {
+        "losses": {"logits": 1.0, "hidden": 0.5},
+        "loss_options": {"temperature": 2.0, "hard_label_weight": 0.3, "relations": ["qk", "vv"]},
+        "student": {**shape, "teacher_layers": [2, 5], "merge_scales": [0.1, 0.2]},
+        "teacher_shape": {"layers": 6, "heads": 12, "ffn": 1536, "hidden": 384},
+        "train_examples": 10,
+        "augmented_examples": 10,
+        "teacher_cache_mb": 1.0,
+        "seconds": 5.0,
+    }
+    report = {
+        "variants": [
+            {"name": "teacher", "accuracy": 0.82, "parameters": 22_700_000, "info": {}},
+            {
+                "name": "student",
+                "accuracy": 0.81,
+                "parameters": 10,
+                "info": {"distillation": facts, "teacher": "teacher"},
+            },
+        ]
+    }
+    text = "\n".join(distillation_section(report))
+    assert "## Distillation: student from teacher" in text
+    assert "| test accuracy | 82.00% | 81.00% |" in text
+    assert "| layers / heads / FFN / hidden | 6 / 12 / 1536 / 384 | 2 / 1 / 768 / 384 |" in text
+    assert "logits x1, hidden x0.5" in text

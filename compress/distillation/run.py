@@ -150,6 +150,12 @@ def distill(
                 "init": config.init,
                 **init.to_dict(),
             },
+            "teacher_shape": {
+                "layers": teacher.config.num_hidden_layers,
+                "heads": teacher.config.num_attention_heads,
+                "ffn": teacher.config.intermediate_size,
+                "hidden": teacher.config.hidden_size,
+            },
             "augment": aug.model_dump(),
             "train_examples": len(train_ids),
             "augmented_examples": len(extra),

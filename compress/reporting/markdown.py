@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from compress.reporting.distillation import distillation_section
+
 
 def _mb(size: int | None) -> str:
     return "-" if not size else f"{size / 1e6:.1f} MB"
@@ -99,6 +101,7 @@ def render_markdown(report: dict[str, Any]) -> str:
     for note in report.get("evaluation", {}).get("notes", []):
         lines.append(f"- Note: {note}")
 
+    lines += distillation_section(report)
     lines += ["## Stages", ""]
     rows = [[s["id"], s["kind"], f"{s.get('seconds', 0):.0f} s", s.get("produced") or "-"] for s in report["stages"]]
     lines += _table(["stage", "kind", "time", "produced"], rows) + [""]
