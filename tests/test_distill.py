@@ -258,7 +258,16 @@ def _task(n: int = 260):
 
 
 @pytest.fixture(scope="module")
-def trained_teacher(tmp_path_factory):
+def one_thread():
+    """Tiny matrices: extra threads only add contention on a shared machine (157 s -> 5 s here)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def trained_teacher(tmp_path_factory, one_thread):
     train, dev = _task()
     teacher = _teacher(layers=4)
     config = TrainingConfig(epochs=5, learning_rate=3e-3, batch_size=16, patience=0)
