@@ -365,3 +365,19 @@ def test_report_shows_teacher_and_student_with_loss_weights():
     assert "| test accuracy | 82.00% | 81.00% |" in text
     assert "| layers / heads / FFN / hidden | 6 / 12 / 1536 / 384 | 2 / 1 / 768 / 384 |" in text
     assert "logits x1, hidden x0.5" in text
+
+
+def test_torchrun_followers_stop_after_the_last_training_stage(monkeypatch, tmp_path):
+    from compress import distributed
+    from compress.pipeline import _up_to_last_training_stage
+
+    recipe = parse_recipe(
+        {"name": "x", "stages": ["finetune", "export", "distill", "export", "quantize", "report"]}, "r.yaml"
+    )
+    assert [s.id for s in _up_to_last_training_stage(recipe.stages)] == ["finetune", "export", "distill"]
+    assert distributed.follower_run_dir(tmp_path / "run") is None  # not launched by torchrun
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "0")
+    assert distributed.follower_run_dir(tmp_path / "run") is None  # rank 0 writes the real run
+    monkeypatch.setenv("RANK", "1")
+    assert distributed.follower_run_dir(tmp_path / "run") == tmp_path / "run.rank1"
