@@ -13,6 +13,7 @@ from typing import Any
 
 from rich.console import Console
 
+from compress import distributed
 from compress.checkpoints import discard_checkpoint
 from compress.config import RUNTIME_WORDS, Recipe, StageSpec, load_recipe
 from compress.context import RunContext, seed_everything
@@ -154,6 +155,10 @@ def run_recipe(
     run_dir = Path(out) if out else default_run_dir(recipe)
     for note in _check_environment(recipe):
         console.print(f"[yellow]note[/]: {note}")
+    stages = recipe.stages
+    follower_dir = distributed.follower_run_dir(run_dir)
+    if follower_dir is not None:
+        run_dir, console, stages = follower_dir, Console(quiet=True), _up_to_last_training_stage(stages)
     state = _prepare_run_dir(run_dir, recipe, restart, console)
     ctx = RunContext(recipe=recipe, run_dir=run_dir, console=console)
     completed = _restore(ctx, state) if state else []
@@ -172,7 +177,7 @@ def run_recipe(
         ctx.stage_records.append(_record(INPUT_STAGE, "input", started, ctx.current_name, {}))
         completed.append(INPUT_STAGE)
         _save_state(ctx, completed)
-    for spec in recipe.stages:
+    for spec in stages:
         if spec.id in completed:
             continue
         stage = spec.build()
@@ -191,7 +196,7 @@ def run_recipe(
         _save_state(ctx, completed)
         discard_checkpoint(ctx.stage_dir(spec.id))
     report_path, report = None, None
-    if any(spec.kind == "report" for spec in recipe.stages):
+    if follower_dir is None and any(spec.kind == "report" for spec in recipe.stages):
         from compress.reporting.write import write_reports
 
         report_path = write_reports(ctx)
@@ -220,6 +225,13 @@ def _check_environment(recipe: Recipe) -> list[str]:
     for spec in recipe.stages:
         notes += spec.build().check_environment()
     return notes
+
+
+def _up_to_last_training_stage(stages: tuple[StageSpec, ...]) -> tuple[StageSpec, ...]:
+    from compress.training import TrainingConfig
+
+    trains = [i for i, spec in enumerate(stages) if isinstance(spec.config, TrainingConfig)]
+    return stages[: trains[-1] + 1] if trains else ()
 
 
 def _record(stage_id: str, kind: str, started: float, produced: str | None, config: dict[str, Any]) -> dict[str, Any]:

@@ -20,6 +20,7 @@ from pydantic import Field
 from rich.console import Console
 from torch import nn
 
+from compress import distributed
 from compress.checkpoints import load_checkpoint, save_checkpoint
 from compress.data.batching import pad_batch
 from compress.evaluation.accuracy import accuracy, predict_logits
@@ -117,8 +118,12 @@ def train_classifier(
     """Train ``model`` in place and leave it holding the weights of its best dev epoch.
 
     With ``checkpoint_dir`` (a stage directory), a checkpoint is saved after every epoch and a rerun
-    resumes after the last saved epoch with the same result as an uninterrupted run.
+    resumes after the last saved epoch with the same result as an uninterrupted run. Under ``torchrun``
+    each process trains on its share of every batch (DDP: gradients averaged).
     """
+    distributed.ensure_process_group()
+    runner = distributed.wrap(model)
+    console = console if distributed.is_main_process() else Console(quiet=True)
     train_ids, train_labels = train
     if config.max_train_examples:
         train_ids, train_labels = train_ids[: config.max_train_examples], train_labels[: config.max_train_examples]
@@ -153,10 +158,12 @@ def train_classifier(
         running = 0.0
         with progress_bar(console, f"{description} epoch {epoch}/{config.epochs}", steps_per_epoch) as bar:
             for step_index, start in enumerate(range(0, len(order), config.batch_size), start=1):
-                chunk = order[start : start + config.batch_size]
+                chunk = distributed.shard(order[start : start + config.batch_size])
+                if chunk is None:
+                    continue
                 ids, mask = pad_batch([train_ids[i] for i in chunk], pad_id)
                 loss = loss_fn(
-                    model, torch.from_numpy(ids), torch.from_numpy(mask), torch.from_numpy(labels_array[chunk]), chunk
+                    runner, torch.from_numpy(ids), torch.from_numpy(mask), torch.from_numpy(labels_array[chunk]), chunk
                 )
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()

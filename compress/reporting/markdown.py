@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from compress.reporting.distillation import distillation_section
 from compress.reporting.views import (
     count,
     devices,
@@ -88,6 +89,7 @@ def render_markdown(report: dict[str, Any]) -> str:
     for note in report.get("evaluation", {}).get("notes", []):
         lines.append(f"- Note: {note}")
 
+    lines += distillation_section(report)
     lines += ["", "## Stages", ""]
     rows = [[s["id"], s["kind"], f"{s.get('seconds', 0):.0f} s", s.get("produced") or "-"] for s in report.get("stages", [])]
     lines += _table(["stage", "kind", "time", "produced"], rows) + [""]

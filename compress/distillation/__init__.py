@@ -1,0 +1,1 @@
+"""Knowledge distillation: student construction, the loss registry, the cached-teacher trainer."""

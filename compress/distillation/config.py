@@ -1,0 +1,83 @@
+"""Recipe options of the ``distill`` stage (validated before anything runs)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, field_validator
+
+from compress.registry import StageConfig
+from compress.training import TrainingConfig
+
+LOSS_NAMES = ("logits", "hidden", "attention")
+Pair = tuple[int, int]
+
+
+class LossOptions(StageConfig):
+    temperature: float = Field(2.0, gt=0, description="Softmax temperature of the logits loss.")
+    hard_label_weight: float = Field(
+        0.5, ge=0, le=1, description="Share of hard-label CE in the logits loss."
+    )
+    hidden_layers: list[Pair] | None = Field(
+        None,
+        description="(student layer, teacher layer) pairs whose outputs are matched (default: init map).",
+    )
+    attention_layers: list[Pair] | None = Field(
+        None,
+        description="(student layer, teacher layer) pairs for relation transfer; default: the last pair.",
+    )
+    relation_heads: int | None = Field(
+        None, ge=1, description="Relation heads (default: the teacher's head count)."
+    )
+    relations: list[Literal["qk", "qq", "kk", "vv"]] = Field(
+        ["qk", "vv"], min_length=1, description="'qk' attention distribution, 'vv' value relation (MiniLM)."
+    )
+
+
+class AugmentConfig(StageConfig):
+    copies: int = Field(
+        0, ge=0, le=20, description="Teacher-labelled perturbed copies of each train text (0: off)."
+    )
+    mask_prob: float = Field(0.1, ge=0, le=1, description="Per token: replace with [MASK].")
+    replace_prob: float = Field(
+        0.1, ge=0, le=1, description="Per token: replace with a random train-split token."
+    )
+    drop_prob: float = Field(0.05, ge=0, le=1, description="Per token: delete.")
+
+
+class DistillConfig(TrainingConfig):
+    layers: int = Field(2, ge=1, le=48, description="Encoder layers of the student.")
+    heads: int = Field(1, ge=1, description="Attention heads per student layer.")
+    ffn: int | None = Field(None, ge=1, description="Intermediate (FFN) width; default: the teacher's.")
+    hidden: int | None = Field(
+        None, ge=8, description="Hidden width; default: the teacher's (needed by teacher_layers)."
+    )
+    init: Literal["teacher_layers", "random"] = "teacher_layers"
+    teacher_layers: Literal["uniform", "first"] | list[int] = Field(
+        "uniform",
+        description="Teacher layers copied into the student: 'uniform', 'first' or 0-based indices.",
+    )
+    merge_scale: Literal["auto", "mean", "sum", "none"] | float = Field(
+        "auto",
+        description="Merged-head logit scale: 'mean'/'sum' of the heads' logits, 'none' (HF default), "
+        "a number c (logits = c * sum), or 'auto' (per layer, best reproduces the teacher layer).",
+    )
+    losses: dict[str, float] = Field(
+        {"logits": 1.0}, description="Loss name -> weight (logits, hidden, attention)."
+    )
+    loss_options: LossOptions = LossOptions()
+    augment: AugmentConfig = AugmentConfig()
+    name: str = Field("student", description="Variant name of the student.")
+    epochs: int = Field(8, ge=0, le=100)
+    learning_rate: float = Field(1e-4, gt=0, lt=1)
+    patience: int = Field(2, ge=0)
+
+    @field_validator("losses")
+    @classmethod
+    def _known_losses(cls, value: dict[str, float]) -> dict[str, float]:
+        unknown = sorted(set(value) - set(LOSS_NAMES))
+        if unknown:
+            raise ValueError(f"unknown loss {unknown[0]!r}; available: {', '.join(LOSS_NAMES)}")
+        if not value or any(w < 0 for w in value.values()) or not any(w > 0 for w in value.values()):
+            raise ValueError("give at least one loss a positive weight (weights must be >= 0)")
+        return value

@@ -1,0 +1,168 @@
+"""Distil a student from a teacher on a task: build, cache the teacher, train with the chosen losses."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from rich.console import Console
+from torch import nn
+
+from compress.data.batching import pad_batch
+from compress.distillation.augment import augment_ids
+from compress.distillation.cache import cache_teacher
+from compress.distillation.config import DistillConfig
+from compress.distillation.losses import LOSSES, AttentionLoss, DistillLoss, HiddenLoss, LogitsLoss
+from compress.distillation.student import StudentInit, StudentSpec, build_student, choose_teacher_layers
+from compress.distillation.trainer import DistillationModel, distillation_loss_fn
+from compress.models import architectures
+from compress.training import train_classifier
+
+MERGE_SAMPLE = 64
+"""Train texts used to fit the merged heads' scale."""
+
+Split = tuple[Sequence[Sequence[int]], Sequence[int]]
+
+
+@dataclass
+class DistillResult:
+    student: nn.Module
+    info: dict[str, Any]
+
+
+def student_spec(config: DistillConfig) -> StudentSpec:
+    return StudentSpec(
+        layers=config.layers,
+        heads=config.heads,
+        ffn=config.ffn,
+        hidden=config.hidden,
+        init=config.init,
+        teacher_layers=config.teacher_layers,
+        merge_scale=config.merge_scale,
+    )
+
+
+def build_losses(
+    config: DistillConfig, teacher: nn.Module, student: nn.Module, init: StudentInit
+) -> dict[str, DistillLoss]:
+    options = config.loss_options
+    mapping = init.teacher_layers or choose_teacher_layers(
+        "uniform", config.layers, teacher.config.num_hidden_layers
+    )
+    pairs = list(enumerate(mapping))
+    losses: dict[str, DistillLoss] = {}
+    for name, weight in config.losses.items():
+        if weight == 0:
+            continue
+        if name == "logits":
+            losses[name] = LogitsLoss(options.temperature, options.hard_label_weight)
+        elif name == "hidden":
+            chosen = options.hidden_layers or pairs
+            losses[name] = HiddenLoss(chosen, student.config.hidden_size, teacher.config.hidden_size)
+        else:
+            chosen = options.attention_layers or pairs[-1:]
+            teacher_layers = architectures.encoder_layers(teacher)
+            qkv = [_qkv(teacher_layers[t]) for _, t in chosen]
+            scales = [init.query_factors[s] if init.query_factors else 1.0 for s, _ in chosen]
+            heads = options.relation_heads or _relation_heads(teacher, student)
+            losses[name] = AttentionLoss(chosen, qkv, heads, options.relations, scales)
+    assert set(losses) <= set(LOSSES)
+    return losses
+
+
+def _qkv(layer: nn.Module) -> dict[str, nn.Linear]:
+    attention = architectures.self_attention(layer)
+    return {"q": attention.query, "k": attention.key, "v": attention.value}
+
+
+def _relation_heads(teacher: nn.Module, student: nn.Module) -> int:
+    """The teacher's head count, or the largest smaller count dividing both widths."""
+    widths = (teacher.config.hidden_size, student.config.hidden_size)
+    return next(
+        r for r in range(teacher.config.num_attention_heads, 0, -1) if all(w % r == 0 for w in widths)
+    )
+
+
+def distill(
+    teacher: nn.Module,
+    train: Split,
+    dev: Split,
+    pad_id: int,
+    special_ids: set[int],
+    mask_id: int | None,
+    config: DistillConfig,
+    seed: int,
+    console: Console,
+) -> DistillResult:
+    started = time.perf_counter()
+    teacher.eval()
+    train_ids, train_labels = list(train[0]), list(train[1])
+    if config.max_train_examples:
+        train_ids, train_labels = (
+            train_ids[: config.max_train_examples],
+            train_labels[: config.max_train_examples],
+        )
+    torch.manual_seed(seed)
+    sample = tuple(torch.from_numpy(a) for a in pad_batch(train_ids[:MERGE_SAMPLE], pad_id))
+    student, init = build_student(teacher, student_spec(config), sample)
+    losses = build_losses(config, teacher, student, init)
+    aug = config.augment
+    extra = (
+        augment_ids(
+            train_ids, aug.copies, aug.mask_prob, aug.replace_prob, aug.drop_prob, mask_id, special_ids, seed
+        )
+        if aug.copies
+        else []
+    )
+    indices = set().union(*(loss.teacher_indices() for loss in losses.values()))
+    cache = cache_teacher(teacher, train_ids + extra, pad_id, indices)
+    teacher_labels = cache.logits[len(train_ids) :].argmax(-1).tolist()
+    cached_at = time.perf_counter()
+    console.print(
+        f"    teacher cached for {len(train_ids) + len(extra)} examples ({len(extra)} augmented): "
+        f"{cache.nbytes / 1e6:.0f} MB in {cached_at - started:.0f} s"
+    )
+    model = DistillationModel(student, losses, config.losses)
+    model.cache = cache
+    result = train_classifier(
+        model,
+        (train_ids + extra, train_labels + teacher_labels),
+        dev,
+        pad_id,
+        config.model_copy(update={"max_train_examples": None}),
+        seed,
+        console,
+        loss_fn=distillation_loss_fn,
+        description="distill",
+    )
+    info = {
+        "distillation": {
+            "losses": dict(config.losses),
+            "loss_options": config.loss_options.model_dump(),
+            "student": {
+                "layers": config.layers,
+                "heads": config.heads,
+                "ffn": student.config.intermediate_size,
+                "hidden": student.config.hidden_size,
+                "init": config.init,
+                **init.to_dict(),
+            },
+            "teacher_shape": {
+                "layers": teacher.config.num_hidden_layers,
+                "heads": teacher.config.num_attention_heads,
+                "ffn": teacher.config.intermediate_size,
+                "hidden": teacher.config.hidden_size,
+            },
+            "augment": aug.model_dump(),
+            "train_examples": len(train_ids),
+            "augmented_examples": len(extra),
+            "teacher_cache_mb": round(cache.nbytes / 1e6, 1),
+            "teacher_cache_seconds": round(cached_at - started, 1),
+            "seconds": round(time.perf_counter() - started, 1),
+        },
+        "training": result.to_dict(),
+    }
+    return DistillResult(model.student.eval(), info)

@@ -1,0 +1,85 @@
+"""Train a student from cached teacher targets with a weighted sum of registry losses."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from contextlib import contextmanager
+
+import numpy as np
+import torch
+from torch import nn
+
+from compress.distillation.cache import TeacherCache
+from compress.distillation.losses import DistillLoss, StudentOutputs, TeacherTargets
+from compress.models import architectures
+
+
+class DistillationModel(nn.Module):
+    """The student plus the losses' own parameters (projections), trained together as one module.
+
+    ``forward(input_ids, attention_mask)`` returns the student's logits (so dev evaluation and export
+    see a plain classifier); with ``labels`` and ``index`` it returns the weighted distillation loss. Going
+    through ``forward`` for the loss keeps ``DistributedDataParallel`` wrapping correct.
+    """
+
+    def __init__(
+        self, student: nn.Module, losses: Mapping[str, DistillLoss], weights: Mapping[str, float]
+    ) -> None:
+        super().__init__()
+        self.student = student
+        self.losses = nn.ModuleDict(dict(losses))
+        self.weights = dict(weights)
+        self.cache: TeacherCache | None = None
+        self._projection_layers = sorted(
+            set().union(*(loss.student_projection_layers() for loss in losses.values()))
+        )
+        self._needs_hidden = any(loss.teacher_indices() for loss in losses.values())
+
+    def forward(self, input_ids, attention_mask, labels=None, index=None):
+        if labels is None:
+            return self.student(input_ids=input_ids, attention_mask=attention_mask).logits
+        with self._capture_projections() as projections:
+            output = self.student(
+                input_ids=input_ids, attention_mask=attention_mask, output_hidden_states=self._needs_hidden
+            )
+        student = StudentOutputs(output.logits, output.hidden_states or (), projections)
+        teacher = self._targets(index, attention_mask)
+        total = sum(self.weights[name] * loss(student, teacher, labels) for name, loss in self.losses.items())
+        return total
+
+    def _targets(self, index: np.ndarray, mask: torch.Tensor) -> TeacherTargets:
+        assert self.cache is not None, "attach a TeacherCache before training"
+        return TeacherTargets(
+            logits=self.cache.logits[torch.from_numpy(np.asarray(index))],
+            hidden_states=self.cache.hidden_batch(index, mask.shape[1]),
+            mask=mask,
+        )
+
+    @contextmanager
+    def _capture_projections(self):
+        captured: dict[int, dict[str, torch.Tensor]] = {}
+        handles = []
+        layers = architectures.encoder_layers(self.student)
+        for layer_index in self._projection_layers:
+            attention = architectures.self_attention(layers[layer_index])
+            slot = captured.setdefault(layer_index, {})
+            for name in ("q", "k", "v"):
+                module = getattr(attention, {"q": "query", "k": "key", "v": "value"}[name])
+                handles.append(module.register_forward_hook(_store(slot, name)))
+        try:
+            yield captured
+        finally:
+            for handle in handles:
+                handle.remove()
+
+
+def _store(slot: dict[str, torch.Tensor], name: str):
+    def hook(_module, _inputs, output):
+        slot[name] = output
+
+    return hook
+
+
+def distillation_loss_fn(model: nn.Module, ids, mask, labels, index) -> torch.Tensor:
+    """The ``train_classifier`` loss: ``model`` is a :class:`DistillationModel` (or its DDP wrapper)."""
+    return model(input_ids=ids, attention_mask=mask, labels=labels, index=index)

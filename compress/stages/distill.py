@@ -1,0 +1,42 @@
+"""``distill``: train a shallow (single-head by default) student from the current model as teacher."""
+
+from __future__ import annotations
+
+from compress.distillation.config import DistillConfig
+from compress.registry import TORCH, Stage, register_stage
+
+
+@register_stage
+class Distill(Stage):
+    kind = "distill"
+    summary = (
+        "Distil a shallow single-head student from the teacher (logits / hidden / attention-relation losses)."
+    )
+    Config = DistillConfig
+    accepts = frozenset({TORCH})
+    """The teacher is the stage's input model: after exporting it, start from it with ``from: teacher``."""
+    produces = TORCH
+
+    def run(self, current, ctx):
+        from compress.distillation.run import distill
+        from compress.outputs import save_torch_variant
+
+        teacher = current
+        encoder = ctx.encoder_for(teacher)
+        task = ctx.task
+        tokenizer = encoder.tokenizer
+        special = {tokenizer.token_to_id(t) for t in tokenizer.get_vocab() if t.startswith(("[", "<"))}
+        result = distill(
+            teacher.module(),
+            (encoder.encode(task.train.texts), task.train.labels),
+            (encoder.encode(task.dev.texts), task.dev.labels),
+            encoder.pad_id,
+            {i for i in special if i is not None} | {encoder.pad_id},
+            tokenizer.token_to_id("[MASK]") or tokenizer.token_to_id("<mask>"),
+            self.config,
+            ctx.seed,
+            ctx.console,
+        )
+        ctx.console.print(f"    best dev accuracy {result.info['training']['best_dev_accuracy']:.4f}")
+        info = {**result.info, "teacher": teacher.name}
+        return save_torch_variant(ctx, self, result.student, encoder, name=self.config.name, info=info)

@@ -1,0 +1,384 @@
+"""The distill stage on tiny models: student construction, each loss by hand, save/load, export, DDP."""
+
+from __future__ import annotations
+
+import math
+import os
+import socket
+
+import numpy as np
+import pytest
+import torch
+from rich.console import Console
+from tiny import VOCAB, synthetic_rows, tiny_config, tiny_tokenizer
+from transformers import BertForSequenceClassification
+
+from compress.config import parse_recipe
+from compress.data.batching import pad_batch
+from compress.data.tokenization import TextEncoder
+from compress.distillation.config import DistillConfig
+from compress.distillation.losses import (
+    AttentionLoss,
+    HiddenLoss,
+    LogitsLoss,
+    StudentOutputs,
+    TeacherTargets,
+    relation_kl,
+    relation_log_probs,
+)
+from compress.distillation.run import distill
+from compress.distillation.student import StudentSpec, build_student, choose_teacher_layers
+from compress.errors import RecipeError, StageError
+from compress.models import architectures
+from compress.models.persistence import load_model, save_model
+from compress.training import TrainingConfig, train_classifier
+
+QUIET = Console(quiet=True)
+
+
+def _teacher(layers: int = 4, heads: int = 4, seed: int = 0) -> BertForSequenceClassification:
+    torch.manual_seed(seed)
+    return BertForSequenceClassification(tiny_config("bert", layers=layers, heads=heads)).eval()
+
+
+def _batch(seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    generator = torch.Generator().manual_seed(seed)
+    ids = torch.randint(5, len(VOCAB), (3, 9), generator=generator)
+    mask = torch.ones_like(ids)
+    mask[0, 6:] = 0
+    return ids, mask
+
+
+def _layer_output(layer: torch.nn.Module, hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    additive = (1.0 - mask[:, None, None, :].float()) * torch.finfo(torch.float32).min
+    out = layer(hidden, attention_mask=additive)
+    return out[0] if isinstance(out, tuple) else out
+
+
+# --- student construction ---------------------------------------------------------------------------
+
+
+def test_teacher_layer_choice():
+    assert choose_teacher_layers("uniform", 2, 6) == [2, 5]
+    assert choose_teacher_layers("uniform", 3, 6) == [1, 3, 5]
+    assert choose_teacher_layers("first", 2, 6) == [0, 1]
+    assert choose_teacher_layers([0, 4], 2, 6) == [0, 4]
+    with pytest.raises(StageError, match="out of range"):
+        choose_teacher_layers([0, 6], 2, 6)
+    with pytest.raises(StageError, match="exceed"):
+        choose_teacher_layers("uniform", 7, 6)
+
+
+def test_student_shapes_and_stock_config():
+    teacher = _teacher()
+    student, init = build_student(teacher, StudentSpec(layers=2, heads=1, ffn=24), _batch())
+    assert type(student) is BertForSequenceClassification
+    assert student.config.num_hidden_layers == 2 and student.config.num_attention_heads == 1
+    assert init.teacher_layers == [1, 3]
+    layer = architectures.encoder_layers(student)[0]
+    assert layer.intermediate.dense.weight.shape == (24, 32)
+    assert layer.output.dense.weight.shape == (32, 24)
+    assert architectures.attention_layout(student)[0].heads == 1
+    assert torch.equal(
+        student.bert.embeddings.word_embeddings.weight, teacher.bert.embeddings.word_embeddings.weight
+    )
+    assert torch.equal(student.classifier.weight, teacher.classifier.weight)
+
+
+def test_copied_layer_reproduces_the_teacher_layer():
+    teacher = _teacher()
+    student, init = build_student(teacher, StudentSpec(layers=2, heads=4), _batch())
+    ids, mask = _batch()
+    hidden = teacher(input_ids=ids, attention_mask=mask, output_hidden_states=True).hidden_states
+    for index, source in enumerate(init.teacher_layers):
+        out = _layer_output(architectures.encoder_layers(student)[index], hidden[source], mask)
+        assert torch.allclose(out[mask.bool()], hidden[source + 1][mask.bool()], atol=1e-6)
+
+
+def test_merged_head_equals_the_teacher_when_heads_attend_alike():
+    """With identical per-head Q/K, one merged head at scale 'mean' attends exactly like every head."""
+    teacher = _teacher()
+    for layer in architectures.encoder_layers(teacher):
+        attention = architectures.self_attention(layer)
+        with torch.no_grad():
+            for linear in (attention.query, attention.key):
+                linear.weight.copy_(linear.weight[:8].repeat(4, 1))
+                linear.bias.copy_(linear.bias[:8].repeat(4))
+    student, _ = build_student(teacher, StudentSpec(layers=2, heads=1, merge_scale="mean"))
+    ids, mask = _batch()
+    hidden = teacher(input_ids=ids, attention_mask=mask, output_hidden_states=True).hidden_states
+    out = _layer_output(architectures.encoder_layers(student)[0], hidden[1], mask)
+    assert torch.allclose(out[mask.bool()], hidden[2][mask.bool()], atol=1e-5)
+
+
+def test_merge_scale_is_folded_into_the_query():
+    teacher = _teacher()
+    source = architectures.self_attention(architectures.encoder_layers(teacher)[1]).query.weight
+    for choice, c in (("sum", 1.0), ("mean", 0.25), (0.5, 0.5)):
+        student, init = build_student(teacher, StudentSpec(layers=2, heads=1, merge_scale=choice))
+        query = architectures.self_attention(architectures.encoder_layers(student)[0]).query.weight
+        assert torch.allclose(query, source * c * 2.0)  # sqrt(4 merged heads) = 2
+        assert init.merge_scales == [c, c]
+
+
+def test_auto_merge_scale_is_no_worse_than_the_fixed_choices():
+    teacher = _teacher()
+    ids, mask = _batch()
+    with torch.no_grad():
+        hidden = teacher(input_ids=ids, attention_mask=mask, output_hidden_states=True).hidden_states
+
+    @torch.no_grad()
+    def error(choice) -> float:
+        student, init = build_student(
+            teacher, StudentSpec(layers=2, heads=1, merge_scale=choice), (ids, mask)
+        )
+        out = _layer_output(architectures.encoder_layers(student)[1], hidden[3], mask)
+        return float(((out - hidden[4])[mask.bool()] ** 2).mean())
+
+    assert error("auto") <= min(error("mean"), error("sum"), error("none")) + 1e-9
+
+
+def test_bad_student_requests_fail_clearly():
+    with pytest.raises(StageError, match="hidden size"):
+        build_student(_teacher(), StudentSpec(layers=2, hidden=16))
+    with pytest.raises(StageError, match="wider"):
+        build_student(_teacher(), StudentSpec(layers=2, ffn=1000))
+    with pytest.raises(StageError, match="multiple"):
+        build_student(_teacher(), StudentSpec(layers=2, heads=3))
+
+
+# --- losses, checked by hand ----------------------------------------------------------------------------
+
+
+def _targets(logits=None, hidden=None, mask=None) -> TeacherTargets:
+    return TeacherTargets(logits=logits, hidden_states=hidden or {}, mask=mask)
+
+
+def test_logits_loss_by_hand():
+    student = StudentOutputs(logits=torch.tensor([[0.0, 0.0]]))
+    teacher = _targets(logits=torch.tensor([[math.log(3.0), 0.0]]))  # p = (3/4, 1/4)
+    kl = 0.75 * math.log(0.75 / 0.5) + 0.25 * math.log(0.25 / 0.5)
+    assert LogitsLoss(temperature=1.0, hard_label_weight=0.0)(student, teacher, None).item() == pytest.approx(
+        kl
+    )
+    mixed = LogitsLoss(temperature=1.0, hard_label_weight=0.5)(student, teacher, torch.tensor([1]))
+    assert mixed.item() == pytest.approx(0.5 * math.log(2) + 0.5 * kl)
+
+
+def test_hidden_loss_by_hand_ignores_padding():
+    mask = torch.tensor([[1, 1, 0]])
+    teacher_hidden = torch.ones(1, 3, 4)
+    teacher_hidden[0, 2] = 100.0  # a padded position: must not count
+    student = StudentOutputs(logits=None, hidden_states=(None, torch.zeros(1, 3, 4)))
+    loss = HiddenLoss([(0, 0)], 4, 4)(student, _targets(hidden={1: teacher_hidden}, mask=mask), None)
+    assert loss.item() == pytest.approx(1.0)
+
+
+def test_hidden_loss_projects_narrower_students():
+    loss_fn = HiddenLoss([(0, 2)], student_width=2, teacher_width=4)
+    with torch.no_grad():
+        loss_fn.projections[0].weight.zero_()
+        loss_fn.projections[0].bias.fill_(3.0)
+    student = StudentOutputs(logits=None, hidden_states=(None, torch.zeros(1, 2, 2)))
+    targets = _targets(hidden={3: torch.ones(1, 2, 4)}, mask=torch.ones(1, 2))
+    assert loss_fn(student, targets, None).item() == pytest.approx(4.0)  # (3 - 1)^2
+    assert loss_fn.teacher_indices() == {3}
+
+
+def test_relation_probabilities_and_kl_by_hand():
+    a = torch.tensor([[[1.0], [0.0]]])  # two tokens, width 1
+    mask = torch.ones(1, 2)
+    log_probs = relation_log_probs(a, a, mask, heads=1)
+    e = math.e
+    assert log_probs.exp()[0, 0].flatten().tolist() == pytest.approx([e / (1 + e), 1 / (1 + e), 0.5, 0.5])
+    uniform = torch.full_like(log_probs, math.log(0.5))
+    p = e / (1 + e)
+    row0 = p * math.log(p / 0.5) + (1 - p) * math.log((1 - p) / 0.5)
+    assert relation_kl(uniform, log_probs, mask).item() == pytest.approx(row0 / 2)  # row 1 is already uniform
+    masked = relation_log_probs(a, a, torch.tensor([[1, 0]]), heads=1).exp()
+    assert masked[0, 0, :, 1].max().item() == 0.0  # padded keys get no probability
+
+
+def test_attention_loss_is_zero_for_the_teacher_itself_and_positive_otherwise():
+    teacher = _teacher()
+    ids, mask = _batch()
+    hidden = teacher(input_ids=ids, attention_mask=mask, output_hidden_states=True).hidden_states
+    attention = architectures.self_attention(architectures.encoder_layers(teacher)[2])
+    qkv = {"q": attention.query, "k": attention.key, "v": attention.value}
+    loss_fn = AttentionLoss([(0, 2)], [qkv], relation_heads=4, relations=["qk", "vv"])
+    with torch.no_grad():
+        same = {name: linear(hidden[2]) for name, linear in qkv.items()}
+    targets = _targets(hidden={2: hidden[2]}, mask=mask)
+    assert loss_fn(StudentOutputs(None, (), {0: same}), targets, None).item() == pytest.approx(0.0, abs=1e-6)
+    other = {name: torch.randn_like(t) for name, t in same.items()}
+    assert loss_fn(StudentOutputs(None, (), {0: other}), targets, None).item() > 0.01
+    # a merged single-head student reads the same relations (relation heads are independent of real heads)
+    scaled = AttentionLoss([(0, 2)], [qkv], 4, ["qk"], query_scales=[0.5])
+    halved = {**same, "q": same["q"] * 0.5}
+    assert scaled(StudentOutputs(None, (), {0: halved}), targets, None).item() == pytest.approx(0.0, abs=1e-6)
+
+
+def test_loss_names_are_validated_up_front():
+    with pytest.raises(RecipeError, match="unknown loss 'hiden'"):
+        parse_recipe({"name": "x", "stages": [{"distill": {"losses": {"hiden": 1.0}}}]}, "r.yaml")
+    with pytest.raises(RecipeError, match="positive weight"):
+        parse_recipe({"name": "x", "stages": [{"distill": {"losses": {"logits": 0}}}]}, "r.yaml")
+
+
+# --- persistence and export ------------------------------------------------------------------------------
+
+
+def test_student_round_trips_and_exports(tmp_path):
+    from compress.exporting import export_onnx, max_output_difference
+
+    student, _ = build_student(_teacher(), StudentSpec(layers=2, heads=1, ffn=24), _batch())
+    ids, mask = _batch()
+    expected = student(input_ids=ids, attention_mask=mask).logits
+    student.save_pretrained(tmp_path / "hf")
+    reloaded = BertForSequenceClassification.from_pretrained(tmp_path / "hf").eval()
+    assert torch.allclose(reloaded(input_ids=ids, attention_mask=mask).logits, expected, atol=1e-6)
+    save_model(student, tmp_path / "compress")
+    assert torch.allclose(
+        load_model(tmp_path / "compress")(input_ids=ids, attention_mask=mask).logits, expected
+    )
+    encoded = [row[: int(m.sum())] for row, m in zip(ids.tolist(), mask, strict=True)]
+    onnx_path = export_onnx(student, pad_batch(encoded[:2], 0), tmp_path / "student.onnx", 17)
+    assert max_output_difference(student, onnx_path, encoded, 0) < 1e-4
+
+
+# --- training: single process and two processes (DDP over gloo) ----------------------------------------
+
+
+def _task(n: int = 260):
+    encoder = TextEncoder(tiny_tokenizer(), 32)
+    rows = synthetic_rows(n, seed=1)
+    encoded = encoder.encode([t for t, _ in rows])
+    labels = [int(label == "pos") for _, label in rows]
+    return (encoded[:200], labels[:200]), (encoded[200:], labels[200:])
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """Tiny matrices: extra threads only add contention on a shared machine (157 s -> 5 s here)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def trained_teacher(tmp_path_factory, one_thread):
+    train, dev = _task()
+    teacher = _teacher(layers=4)
+    config = TrainingConfig(epochs=5, learning_rate=3e-3, batch_size=16, patience=0)
+    result = train_classifier(teacher, train, dev, 0, config, 0, QUIET)
+    assert result.best_dev_accuracy >= 0.9
+    path = tmp_path_factory.mktemp("teacher") / "model"
+    save_model(teacher, path)
+    return path, result.best_dev_accuracy
+
+
+DISTILL = {
+    "layers": 2,
+    "epochs": 3,
+    "learning_rate": 3e-3,
+    "batch_size": 16,
+    "patience": 0,
+    "losses": {"logits": 1.0, "hidden": 0.5, "attention": 0.5},
+    "augment": {"copies": 1},
+}
+
+
+def _distill(teacher_path):
+    train, dev = _task()
+    torch.manual_seed(0)
+    return distill(load_model(teacher_path), train, dev, 0, {0, 2, 3}, 4, DistillConfig(**DISTILL), 0, QUIET)
+
+
+def _distill_worker(rank: int, world: int, port: int, teacher_path, out_path) -> None:
+    import torch.distributed as dist
+
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", rank=rank, world_size=world)
+    try:
+        result = _distill(teacher_path)
+        if rank == 0:
+            torch.save({"dev": result.info["training"]["best_dev_accuracy"]}, out_path)
+    finally:
+        dist.destroy_process_group()
+
+
+@pytest.fixture(scope="module")
+def single_process(trained_teacher):
+    return _distill(trained_teacher[0])
+
+
+def test_distilled_student_learns_the_task(single_process, trained_teacher):
+    info = single_process.info
+    assert info["training"]["best_dev_accuracy"] >= trained_teacher[1] - 0.05
+    assert info["distillation"]["losses"] == {"logits": 1.0, "hidden": 0.5, "attention": 0.5}
+    assert info["distillation"]["augmented_examples"] == 200
+    assert single_process.student.config.num_attention_heads == 1
+
+
+def test_two_processes_match_single_process_quality(single_process, trained_teacher, tmp_path):
+    import torch.multiprocessing as mp
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    out = tmp_path / "ddp.pt"
+    mp.spawn(_distill_worker, args=(2, port, trained_teacher[0], out), nprocs=2, join=True)
+    ddp_dev = torch.load(out)["dev"]
+    assert ddp_dev >= single_process.info["training"]["best_dev_accuracy"] - 0.03
+    assert np.isfinite(ddp_dev)
+
+
+def test_report_shows_teacher_and_student_with_loss_weights():
+    from compress.reporting.distillation import distillation_section
+
+    shape = {"layers": 2, "heads": 1, "ffn": 768, "hidden": 384, "init": "teacher_layers"}
+    facts = {
+        "losses": {"logits": 1.0, "hidden": 0.5},
+        "loss_options": {"temperature": 2.0, "hard_label_weight": 0.3, "relations": ["qk", "vv"]},
+        "student": {**shape, "teacher_layers": [2, 5], "merge_scales": [0.1, 0.2]},
+        "teacher_shape": {"layers": 6, "heads": 12, "ffn": 1536, "hidden": 384},
+        "train_examples": 10,
+        "augmented_examples": 10,
+        "teacher_cache_mb": 1.0,
+        "seconds": 5.0,
+    }
+    report = {
+        "variants": [
+            {"name": "teacher", "accuracy": 0.82, "parameters": 22_700_000, "info": {}},
+            {
+                "name": "student",
+                "accuracy": 0.81,
+                "parameters": 10,
+                "info": {"distillation": facts, "teacher": "teacher"},
+            },
+        ]
+    }
+    text = "\n".join(distillation_section(report))
+    assert "## Distillation: student from teacher" in text
+    assert "| test accuracy | 82.00% | 81.00% |" in text
+    assert "| layers / heads / FFN / hidden | 6 / 12 / 1536 / 384 | 2 / 1 / 768 / 384 |" in text
+    assert "logits x1, hidden x0.5" in text
+
+
+def test_torchrun_followers_stop_after_the_last_training_stage(monkeypatch, tmp_path):
+    from compress import distributed
+    from compress.pipeline import _up_to_last_training_stage
+
+    recipe = parse_recipe(
+        {"name": "x", "stages": ["finetune", "export", {"distill": {"from": "teacher"}}, "export", "quantize", "report"]},
+        "r.yaml",
+    )
+    assert [s.id for s in _up_to_last_training_stage(recipe.stages)] == ["finetune", "export", "distill"]
+    assert distributed.follower_run_dir(tmp_path / "run") is None  # not launched by torchrun
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "0")
+    assert distributed.follower_run_dir(tmp_path / "run") is None  # rank 0 writes the real run
+    monkeypatch.setenv("RANK", "1")
+    assert distributed.follower_run_dir(tmp_path / "run") == tmp_path / "run.rank1"
