@@ -51,7 +51,9 @@ class LineProgress:
 def progress_bar(console: Console, description: str, total: int) -> Iterator[Progress | LineProgress]:
     """A progress display with one task; advance it with :func:`step` or ``bar.update(task, advance=1)``."""
     if console.quiet:
-        yield Progress(console=console, disable=True)
+        silent = Progress(console=console, disable=True)
+        silent.add_task(description, total=total, status="")
+        yield silent
         return
     if not console.is_terminal:
         yield LineProgress(console, description, total)

@@ -24,3 +24,13 @@ def test_small_totals_print_each_step_once():
         for _ in range(3):
             step(bar)
     assert [line.split(":")[1].split()[0] for line in buffer.getvalue().strip().splitlines()] == ["1/3", "2/3", "3/3"]
+
+
+def test_a_quiet_console_accepts_updates_and_prints_nothing():
+    buffer = io.StringIO()
+    console = Console(file=buffer, quiet=True)
+    with progress_bar(console, "training", 5) as bar:
+        for _ in range(5):
+            bar.update(bar.task_ids[0], advance=1, status="loss 0.1")
+            step(bar)
+    assert buffer.getvalue() == ""

@@ -196,6 +196,24 @@ def _measure_memory(variants, settings, device, predictors, p95_tokens, texts, t
         rows[name]["memory"][device] = {**measured, "setting": f"b{batch}_s{length}"}
 
 
+def busy_machine_note(load: float | None = None, cores: int | None = None) -> str | None:
+    """A warning when other work competed for the CPU while timing (1-minute load above half the cores).
+
+    Under oversubscription PyTorch's OpenMP threads spin at barriers and eager latency can inflate
+    tenfold, while ONNX Runtime (spinning off) degrades gently: such ratios are not trustworthy.
+    """
+    import os
+
+    load = os.getloadavg()[0] if load is None else load
+    cores = (os.cpu_count() or 1) if cores is None else cores
+    if load <= 0.5 * cores + 1:
+        return None
+    return (
+        f"the machine was busy while timing (load {load:.1f} on {cores} cores): latencies, PyTorch eager's "
+        "above all, are inflated; rerun on an idle machine before trusting the ratios"
+    )
+
+
 def evaluate_variants(
     variants: Sequence[Variant],
     settings: LatencySettings,
@@ -212,6 +230,10 @@ def evaluate_variants(
     p95 = token_length_p95(first_encoder, test.texts) if test is not None else None
     accuracy_results = measure_accuracy(variants, test, max_length, console, settings.threads) if test else {}
     rows, notes = measure_latency(variants, settings, latency_texts, p95, console)
+    busy = busy_machine_note()
+    if busy:
+        console.print(f"    [yellow]warning[/]: {busy}")
+        notes.insert(0, busy)
     by_name = {v.name: v for v in variants}
     for variant in variants:  # a variant whose runtime was skipped everywhere still gets its accuracy and size
         rows.setdefault(variant.name, _row(variant, variant.runtime))
