@@ -163,8 +163,8 @@ def test_cuda_predictor_times_with_its_own_clock_only_on_cuda(tiny_variant):
     assert time_call(predictor, inputs) == 1.0 and calls
 
 
-def test_busy_machine_is_flagged_only_above_half_the_cores():
+def test_busy_machine_is_flagged_only_when_other_jobs_compete():
     from compress.evaluation.suite import busy_machine_note
 
-    assert busy_machine_note(load=1.5, cores=2) is None
+    assert busy_machine_note(load=2.9, cores=2) is None  # our own two threads
     assert busy_machine_note(load=6.3, cores=2).startswith("the machine was busy while timing (load 6.3 on 2 cores)")

@@ -197,7 +197,7 @@ def _measure_memory(variants, settings, device, predictors, p95_tokens, texts, t
 
 
 def busy_machine_note(load: float | None = None, cores: int | None = None) -> str | None:
-    """A warning when other work competed for the CPU while timing (1-minute load above half the cores).
+    """A warning when other work competed for the CPU while timing (1-minute load above cores + 1).
 
     Under oversubscription PyTorch's OpenMP threads spin at barriers and eager latency can inflate
     tenfold, while ONNX Runtime (spinning off) degrades gently: such ratios are not trustworthy.
@@ -206,7 +206,7 @@ def busy_machine_note(load: float | None = None, cores: int | None = None) -> st
 
     load = os.getloadavg()[0] if load is None else load
     cores = (os.cpu_count() or 1) if cores is None else cores
-    if load <= 0.5 * cores + 1:
+    if load <= cores + 1:  # our own threads count too: one extra runnable job is tolerated
         return None
     return (
         f"the machine was busy while timing (load {load:.1f} on {cores} cores): latencies, PyTorch eager's "
