@@ -232,14 +232,16 @@ def parse_recipe(raw: Any, where: str = "<recipe>", overrides: list[str] | None 
         except ValidationError as error:
             message = _describe_validation_error(error, where, cls.Config, prefix=f"stages[{index}] ({kind}).")
             raise RecipeError(message) from None
-        if runtime not in cls.accepts:
-            needed = " or ".join(RUNTIME_WORDS[r] for r in sorted(cls.accepts))
+        accepted = cls.accepted_runtimes(config)
+        if runtime not in accepted:
+            needed = " or ".join(RUNTIME_WORDS[r] for r in sorted(accepted))
             raise RecipeError(
                 f"{where}: stages[{index}] ({kind}) needs {needed}, but after {made_by} the model is "
                 f"{RUNTIME_WORDS[runtime]}; move {kind!r} before the stage that converted it"
             )
-        if cls.produces is not None:
-            runtime, made_by = cls.produces, f"stage {stage_id!r}"
+        produced = cls.produced_runtime(config)
+        if produced is not None:
+            runtime, made_by = produced, f"stage {stage_id!r}"
         specs.append(StageSpec(id=stage_id, kind=kind, config=config))
     return Recipe(
         name=top.name,

@@ -37,6 +37,16 @@ class Stage:
     produces: ClassVar[str | None] = None
     """Runtime of the variant the stage returns; ``None`` when the current variant passes through."""
 
+    @classmethod
+    def accepted_runtimes(cls, config: StageConfig) -> frozenset[str]:
+        """Runtimes this stage accepts with these options (override when an option changes it)."""
+        return cls.accepts
+
+    @classmethod
+    def produced_runtime(cls, config: StageConfig) -> str | None:
+        """Runtime of the variant this stage returns with these options (``None``: passes through)."""
+        return cls.produces
+
     def __init__(self, config: StageConfig, stage_id: str) -> None:
         self.config = config
         self.id = stage_id

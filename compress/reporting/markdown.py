@@ -99,6 +99,7 @@ def render_markdown(report: dict[str, Any]) -> str:
     for note in report.get("evaluation", {}).get("notes", []):
         lines.append(f"- Note: {note}")
 
+    lines += quantization_trials(report)
     lines += ["## Stages", ""]
     rows = [[s["id"], s["kind"], f"{s.get('seconds', 0):.0f} s", s.get("produced") or "-"] for s in report["stages"]]
     lines += _table(["stage", "kind", "time", "produced"], rows) + [""]
@@ -115,3 +116,45 @@ def render_markdown(report: dict[str, Any]) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def _trial_config(config: dict[str, Any]) -> str:
+    parts = [config.get("mode", ""), config.get("format", "") if config.get("mode") == "static" else ""]
+    if config.get("mode") == "static":
+        parts.append(config.get("calibration", ""))
+    if "per_channel" in config:
+        parts.append("per-channel" if config["per_channel"] else "per-tensor")
+    parts += [f"{k}={v}" for k, v in config.items() if k in ("act_sym", "act_algo")]
+    if config.get("excluded_groups"):
+        parts.append("FP32: " + ", ".join(config["excluded_groups"]))
+    return " ".join(str(p) for p in parts if p != "")
+
+
+def quantization_trials(report: dict[str, Any]) -> list[str]:
+    """One table per accuracy-aware quantization: every configuration tried, the chosen one marked."""
+    lines: list[str] = []
+    for variant in report["variants"]:
+        quant = variant.get("info", {}).get("quantization") or {}
+        if not quant.get("trials"):
+            continue
+        budget = quant.get("max_accuracy_drop_points")
+        verdict = "met" if quant.get("met_budget") else "**NOT met** (kept the most accurate)"
+        lines += [
+            f"## Quantization trials: {variant['name']}",
+            "",
+            f"Budget: at most {budget} points below FP32 dev accuracy {_pct(quant.get('baseline_dev_accuracy'))}: {verdict}.",
+            "",
+        ]
+        rows = [
+            [
+                str(index),
+                _trial_config(trial.get("config", {})),
+                _pct(trial.get("dev_accuracy")) if trial.get("dev_accuracy") is not None else trial.get("error", "-"),
+                "-" if trial.get("latency_ms") is None else f"{trial['latency_ms']:.2f} ms",
+                _mb(trial.get("size_bytes")),
+                "**yes**" if trial.get("chosen") else "",
+            ]
+            for index, trial in enumerate(quant["trials"], 1)
+        ]
+        lines += _table(["#", "configuration", "dev accuracy", "p50 b1", "size", "chosen"], rows) + [""]
+    return lines
