@@ -13,6 +13,7 @@ import numpy as np
 import onnx
 import pytest
 from onnx import numpy_helper
+from tiny import synthetic_rows
 
 from compress.config import parse_recipe
 from compress.data.batching import pad_batch
@@ -22,9 +23,12 @@ from compress.evaluation.runners import OnnxPredictor
 from compress.exporting import export_onnx
 from compress.quantization import OrtQuantSettings, quantize_onnx
 from compress.quantization.accuracy_aware import AccuracyAwareSearch
-from compress.quantization.calibration import TextCalibrationReader, calibration_texts, check_calibration_ranges
+from compress.quantization.calibration import (
+    TextCalibrationReader,
+    calibration_texts,
+    check_calibration_ranges,
+)
 from compress.quantization.graph import check_scales, matmul_groups
-from tiny import synthetic_rows
 
 RELATIVE_TOLERANCE = 0.35
 INPUTS = ["input_ids", "attention_mask"]
@@ -40,7 +44,14 @@ def tiny_onnx(tmp_path_factory, tiny_checkpoints):
     texts = [text for text, _ in synthetic_rows(200, seed=1)]
     batch = pad_batch(encoder.encode(texts[:64]), encoder.pad_id)
     export_onnx(model, batch, root / "fp32.onnx", 17)
-    return {"root": root, "path": root / "fp32.onnx", "encoder": encoder, "texts": texts, "batch": batch, "model": model}
+    return {
+        "root": root,
+        "path": root / "fp32.onnx",
+        "encoder": encoder,
+        "texts": texts,
+        "batch": batch,
+        "model": model,
+    }
 
 
 def relative_error(path, reference_path, batch) -> float:
@@ -104,14 +115,22 @@ def test_calibration_methods_give_different_ranges(tiny_onnx, tmp_path):
 
     ranges = {}
     for method in ("minmax", "percentile"):
-        quantize_onnx(tiny_onnx["path"], tmp_path / f"{method}.onnx", OrtQuantSettings(mode="static", calibration=method),
-                      reader_for(tiny_onnx), tmp_path)
+        quantize_onnx(
+            tiny_onnx["path"],
+            tmp_path / f"{method}.onnx",
+            OrtQuantSettings(mode="static", calibration=method),
+            reader_for(tiny_onnx),
+            tmp_path,
+        )
         cache = next(tmp_path.glob(f"calibration-{method}-*.json"))
         ranges[method] = {k: v.range_value for k, v in load_tensors_data(cache).data.items()}
     name = next(iter(ranges["minmax"]))
     widths = {m: float(np.max(r[name][1]) - np.min(r[name][0])) for m, r in ranges.items()}
     assert widths["percentile"] <= widths["minmax"] + 1e-9
-    assert any(float(np.max(ranges["minmax"][k][1])) != float(np.max(ranges["percentile"][k][1])) for k in ranges["minmax"])
+    assert any(
+        float(np.max(ranges["minmax"][k][1])) != float(np.max(ranges["percentile"][k][1]))
+        for k in ranges["minmax"]
+    )
 
 
 def make_sensitive(source, target, layer):
@@ -140,6 +159,7 @@ def make_sensitive(source, target, layer):
         raise AssertionError(f"{node_name} has no constant input")
 
     set_own_initializer(f"{prefix}/intermediate/dense/Add", lambda b: b.__setitem__(0, -100.0))
+
     def amplify_with_outlier(w):
         w *= 20.0  # let the FFN outweigh the residual path, so losing it shows in the logits
         w[0] = 1000 * np.abs(w).max()
@@ -207,12 +227,19 @@ def test_static_without_calibration_is_an_error(tiny_onnx, tmp_path):
 
 
 def test_non_finite_calibration_ranges_are_refused(tmp_path):
-    from onnxruntime.quantization.calibrate import CalibrationMethod, TensorData, TensorsData, save_tensors_data
+    from onnxruntime.quantization.calibrate import (
+        CalibrationMethod,
+        TensorData,
+        TensorsData,
+        save_tensors_data,
+    )
 
     data = TensorsData(
         CalibrationMethod.Percentile,
-        {"ok": TensorData(lowest=np.float32(-1), highest=np.float32(1)),
-         "bad": TensorData(lowest=np.float32(-math.inf), highest=np.float32(1))},
+        {
+            "ok": TensorData(lowest=np.float32(-1), highest=np.float32(1)),
+            "bad": TensorData(lowest=np.float32(-math.inf), highest=np.float32(1)),
+        },
     )
     save_tensors_data(data, tmp_path / "cache.json")
     with pytest.raises(StageError, match="non-finite ranges.*bad"):
@@ -221,10 +248,18 @@ def test_non_finite_calibration_ranges_are_refused(tmp_path):
 
 
 def test_invalid_scales_are_refused(tiny_onnx, tmp_path):
-    out = quantize_onnx(tiny_onnx["path"], tmp_path / "q.onnx", OrtQuantSettings(mode="static"), reader_for(tiny_onnx), tmp_path)
+    out = quantize_onnx(
+        tiny_onnx["path"],
+        tmp_path / "q.onnx",
+        OrtQuantSettings(mode="static"),
+        reader_for(tiny_onnx),
+        tmp_path,
+    )
     model = onnx.load(str(out))
     scale = next(i for i in model.graph.initializer if i.name.endswith("_scale"))
-    scale.CopyFrom(numpy_helper.from_array(np.full(numpy_helper.to_array(scale).shape, np.nan, np.float32), scale.name))
+    scale.CopyFrom(
+        numpy_helper.from_array(np.full(numpy_helper.to_array(scale).shape, np.nan, np.float32), scale.name)
+    )
     onnx.save(model, str(tmp_path / "broken.onnx"))
     with pytest.raises(StageError, match="invalid"):
         check_scales(tmp_path / "broken.onnx")
@@ -232,7 +267,9 @@ def test_invalid_scales_are_refused(tiny_onnx, tmp_path):
 
 def test_stale_value_info_is_stripped(tiny_onnx, tmp_path):
     model = onnx.load(str(tiny_onnx["path"]))
-    stale = onnx.helper.make_tensor_value_info(model.graph.node[3].output[0], onnx.TensorProto.FLOAT, [7, 7, 7])
+    stale = onnx.helper.make_tensor_value_info(
+        model.graph.node[3].output[0], onnx.TensorProto.FLOAT, [7, 7, 7]
+    )
     model.graph.value_info.append(stale)
     onnx.save(model, str(tmp_path / "stale.onnx"))
     out = quantize_onnx(tmp_path / "stale.onnx", tmp_path / "q.onnx", OrtQuantSettings())
@@ -255,7 +292,14 @@ def test_accuracy_aware_stage_records_trials_in_the_report(tiny_recipe, tmp_path
 
     stages = [
         {"export": {}},
-        {"quantize": {"mode": "static", "max_accuracy_drop": 2.0, "calibration_samples": 32, "trial_latency_rounds": 3}},
+        {
+            "quantize": {
+                "mode": "static",
+                "max_accuracy_drop": 2.0,
+                "calibration_samples": 32,
+                "trial_latency_rounds": 3,
+            }
+        },
         {"evaluate": {"batch_sizes": [1], "seq_lengths": [16], "rounds": 3, "warmup": 1}},
         {"report": {}},
     ]
@@ -270,14 +314,15 @@ def test_accuracy_aware_stage_records_trials_in_the_report(tiny_recipe, tmp_path
     assert "## Quantization trials: teacher-int8" in markdown and "**yes**" in markdown
 
 
+@pytest.mark.integration  # torch.export + PT2E take ~30 s on 2 busy cores, even for a tiny model
 def test_inc_pt2e_static_matches_fp32_and_round_trips(tiny_onnx, tmp_path):
+    import copy
+
     import torch
 
     from compress.models.exported import save_exported
     from compress.models.persistence import load_model
     from compress.quantization.inc import quantize_pt2e
-
-    import copy
 
     model = copy.deepcopy(tiny_onnx["model"])
     reader = reader_for(tiny_onnx)

@@ -52,7 +52,9 @@ def save_exported(program: torch.export.ExportedProgram, directory: Path, manife
     directory.mkdir(parents=True, exist_ok=True)
     with atomic_path(directory / PROGRAM_FILE) as tmp:
         torch.export.save(program, str(tmp))
-    write_json_atomic(directory / MANIFEST, {"format": 1, "kind": EXPORTED_KIND, "file": PROGRAM_FILE, **manifest})
+    write_json_atomic(
+        directory / MANIFEST, {"format": 1, "kind": EXPORTED_KIND, "file": PROGRAM_FILE, **manifest}
+    )
     return directory
 
 

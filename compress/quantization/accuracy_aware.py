@@ -1,4 +1,4 @@
-"""Accuracy-aware ONNX Runtime quantization: try configurations in order, then exclude sensitive MatMul groups.
+"""Accuracy-aware ORT quantization: try configurations in order, then exclude sensitive MatMul groups.
 
 The search is independent of how a model is quantized or scored: it takes two callables, so it runs the
 same on the real teacher (dev accuracy) and on a tiny test model.
@@ -56,7 +56,7 @@ class SearchResult:
     met_budget: bool
     baseline_accuracy: float
     sensitivity: dict[str, float]
-    """Dev-accuracy gain from leaving each MatMul group in FP32 (only when the configurations alone failed)."""
+    """Dev-accuracy gain from keeping each MatMul group in FP32 (only when no configuration passed)."""
 
 
 def candidate_settings(base: OrtQuantSettings) -> list[OrtQuantSettings]:
@@ -113,7 +113,10 @@ class AccuracyAwareSearch:
                 return self._finish({})
         scored = [t for t in self.trials if t.dev_accuracy is not None]
         if not scored:
-            raise StageError("quantize: every accuracy-aware trial failed: " + "; ".join(t.error or "" for t in self.trials))
+            raise StageError(
+                "quantize: every accuracy-aware trial failed: "
+                + "; ".join(t.error or "" for t in self.trials)
+            )
         start = max(scored, key=lambda t: t.dev_accuracy or 0.0)
         sensitivity = self.sensitivity(start)
         if any(self.meets(t) for t in self.trials):
@@ -123,7 +126,9 @@ class AccuracyAwareSearch:
         for count in range(1, min(len(ranked), max_excluded_groups or len(ranked)) + 1):
             chosen_groups = ranked[:count]
             nodes = [n for g in chosen_groups for n in groups[g]]
-            settings = start.settings.model_copy(update={"exclude_nodes": [*start.settings.exclude_nodes, *nodes]})
+            settings = start.settings.model_copy(
+                update={"exclude_nodes": [*start.settings.exclude_nodes, *nodes]}
+            )
             if self.meets(self.run_trial(settings, chosen_groups)):
                 break
         return self._finish(sensitivity)
@@ -133,7 +138,9 @@ class AccuracyAwareSearch:
         self.log("no configuration met the budget; measuring per-group sensitivity (leave one group out)")
         gains = {}
         for group, nodes in matmul_groups(self.source).items():
-            settings = start.settings.model_copy(update={"exclude_nodes": [*start.settings.exclude_nodes, *nodes]})
+            settings = start.settings.model_copy(
+                update={"exclude_nodes": [*start.settings.exclude_nodes, *nodes]}
+            )
             trial = self.run_trial(settings, [group])
             if trial.dev_accuracy is not None and start.dev_accuracy is not None:
                 gains[group] = round(trial.dev_accuracy - start.dev_accuracy, 6)

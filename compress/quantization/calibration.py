@@ -32,7 +32,9 @@ class TextCalibrationReader:
     one reader serve several calibrations.
     """
 
-    def __init__(self, encoder: TextEncoder, texts: Sequence[str], batch_size: int, input_names: Sequence[str]):
+    def __init__(
+        self, encoder: TextEncoder, texts: Sequence[str], batch_size: int, input_names: Sequence[str]
+    ):
         encoded = encoder.encode(list(texts))
         if not encoded:
             raise StageError("quantize: no calibration texts")
@@ -97,7 +99,7 @@ def check_calibration_ranges(cache: Path) -> None:
     if bad:
         cache.unlink(missing_ok=True)
         raise StageError(
-            f"quantize: {data.calibration_method} calibration produced non-finite ranges for {len(bad)} tensor(s), "
-            f"e.g. {', '.join(bad[:3])}; use calibration: minmax, more calibration_samples, or exclude the nodes "
-            "reading those tensors"
+            f"quantize: {data.calibration_method} calibration produced non-finite ranges for "
+            f"{len(bad)} tensor(s), e.g. {', '.join(bad[:3])}; use calibration: minmax, more "
+            "calibration_samples, or exclude the nodes reading those tensors"
         )

@@ -1,4 +1,4 @@
-"""Optional graph optimisation before quantizing: ONNX Runtime's transformer fusions, checked for faithfulness."""
+"""Optional graph optimisation before quantizing: ORT's transformer fusions, checked for faithfulness."""
 
 from __future__ import annotations
 

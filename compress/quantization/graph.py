@@ -47,7 +47,9 @@ def check_node_names(requested: Iterable[str], path: Path, field: str = "exclude
     )
 
 
-def matmul_groups(path: Path, op_types: Iterable[str] = ("MatMul", "Gemm", "Attention")) -> dict[str, list[str]]:
+def matmul_groups(
+    path: Path, op_types: Iterable[str] = ("MatMul", "Gemm", "Attention")
+) -> dict[str, list[str]]:
     """Quantizable nodes grouped by encoder layer and block (attention / ffn / other), in graph order.
 
     Sensitivity is measured per group rather than per node: a layer's attention or FFN MatMuls rise and

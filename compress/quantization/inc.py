@@ -38,6 +38,13 @@ def _dynamic_shapes(model: nn.Module) -> tuple[dict[int, Any], dict[int, Any]]:
     return {0: batch, 1: seq}, {0: batch, 1: seq}
 
 
+def tuning_configs() -> list:
+    """INC's default INT8 static tuning space (symmetric/asymmetric activations x KL/minmax), in its order."""
+    from neural_compressor.torch.quantization import StaticQuantConfig
+
+    return StaticQuantConfig.get_config_set_for_tuning().expand()
+
+
 def _as_tensors(batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.from_numpy(batch[0]), torch.from_numpy(batch[1])
 
@@ -53,7 +60,13 @@ def quantize_pt2e(
     ``tolerable_loss`` is INC's *relative* loss: ``(baseline - accuracy) / baseline``.
     """
     from neural_compressor.torch.export import export
-    from neural_compressor.torch.quantization import StaticQuantConfig, TuningConfig, autotune, convert, prepare
+    from neural_compressor.torch.quantization import (
+        StaticQuantConfig,
+        TuningConfig,
+        autotune,
+        convert,
+        prepare,
+    )
 
     if not calibration:
         raise StageError("quantize (inc): no calibration batches")
@@ -64,27 +77,36 @@ def quantize_pt2e(
     try:
         exported = export(wrapper, example, dynamic_shapes=shapes)
     except RuntimeError as error:
-        raise StageError(f"quantize (inc): torch.export could not trace the model for PT2E ({error})") from None
+        raise StageError(
+            f"quantize (inc): torch.export could not trace the model for PT2E ({error})"
+        ) from None
 
     def calibrate(prepared: nn.Module) -> None:
         with torch.no_grad():
             for batch in calibration:
                 prepared(*_as_tensors(batch))
 
-    info: dict[str, Any] = {"backend": "inc", "algorithm": "pt2e static W8A8", "calibration_batches": len(calibration)}
+    info: dict[str, Any] = {
+        "backend": "inc",
+        "algorithm": "pt2e static W8A8",
+        "calibration_batches": len(calibration),
+    }
     with torch.no_grad():
         if evaluate is None:
             prepared = prepare(exported, StaticQuantConfig())
             calibrate(prepared)
             quantized = convert(prepared)
         else:
-            configs = StaticQuantConfig.get_config_set_for_tuning()
-            count = len(configs.expand()) if hasattr(configs, "expand") else 4
-            tuning = TuningConfig(config_set=configs, tolerable_loss=tolerable_loss or 0.01, max_trials=count)
+            configs = tuning_configs()
+            tuning = TuningConfig(
+                config_set=configs, tolerable_loss=tolerable_loss or 0.01, max_trials=len(configs)
+            )
             quantized = autotune(exported, tuning, eval_fn=evaluate, run_fn=calibrate, example_inputs=example)
-            info.update(autotune=True, tolerable_loss_relative=tolerable_loss, max_trials=count)
+            info.update(autotune=True, tolerable_loss_relative=tolerable_loss, max_trials=len(configs))
             if quantized is None:
-                raise StageError("quantize (inc): autotune returned no model (every trial failed to quantize)")
+                raise StageError(
+                    "quantize (inc): autotune returned no model (every trial failed to quantize)"
+                )
     dynamic = quantized.dynamic_shapes if getattr(quantized, "dynamic_shapes", None) else shapes
     program = torch.export.export(quantized, example, dynamic_shapes=dynamic)
     return IncResult(quantized, program, info)

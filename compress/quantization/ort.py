@@ -4,13 +4,19 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from pathlib import Path
+
+from onnx import TensorProto
 
 from compress.errors import StageError
 from compress.io_utils import atomic_path
 from compress.quantization.calibration import TextCalibrationReader, as_ort_reader, check_calibration_ranges
 from compress.quantization.graph import check_node_names, check_scales, strip_value_info
 from compress.quantization.settings import OrtQuantSettings
+
+FLOAT = TensorProto.FLOAT
+"""Type assumed for tensors shape inference cannot type (outputs of fused com.microsoft operators)."""
 
 
 def quantize_dynamic_int8(
@@ -25,8 +31,15 @@ def calibration_cache(cache_dir: Path, source: Path, settings: OrtQuantSettings)
     """One ranges file per (model file, calibration choice): trials that only change exclusions reuse it."""
     stat = source.stat()
     key = json.dumps(
-        [str(source.resolve()), stat.st_size, stat.st_mtime_ns, settings.calibration, settings.percentile,
-         settings.calibration_samples, settings.operator_types()]
+        [
+            str(source.resolve()),
+            stat.st_size,
+            stat.st_mtime_ns,
+            settings.calibration,
+            settings.percentile,
+            settings.calibration_samples,
+            settings.operator_types(),
+        ]
     )
     digest = hashlib.sha256(key.encode()).hexdigest()[:12]
     return cache_dir / f"calibration-{settings.calibration}-{digest}.json"
@@ -60,7 +73,10 @@ def quantize_onnx(
             if settings.mode == "dynamic":
                 from onnxruntime.quantization import quantize_dynamic
 
-                quantize_dynamic(str(clean), str(tmp), extra_options={"MatMulConstBOnly": True}, **common)
+                options = {"MatMulConstBOnly": True, "DefaultTensorType": FLOAT}
+                _ort_call(
+                    lambda: quantize_dynamic(str(clean), str(tmp), extra_options=options, **common), None
+                )
             else:
                 cache = calibration_cache(cache_dir or target.parent, source, settings)
                 _quantize_static(clean, tmp, settings, reader, cache, common)
@@ -70,7 +86,9 @@ def quantize_onnx(
     return target
 
 
-def _quantize_static(clean: Path, tmp: Path, settings: OrtQuantSettings, reader, cache: Path, common: dict) -> None:
+def _quantize_static(
+    clean: Path, tmp: Path, settings: OrtQuantSettings, reader, cache: Path, common: dict
+) -> None:
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
 
     methods = {
@@ -79,8 +97,8 @@ def _quantize_static(clean: Path, tmp: Path, settings: OrtQuantSettings, reader,
         "percentile": CalibrationMethod.Percentile,
     }
     formats = {"qdq": QuantFormat.QDQ, "qoperator": QuantFormat.QOperator}
-    try:
-        quantize_static(
+    _ort_call(
+        lambda: quantize_static(
             str(clean),
             str(tmp),
             as_ort_reader(reader),
@@ -93,14 +111,25 @@ def _quantize_static(clean: Path, tmp: Path, settings: OrtQuantSettings, reader,
                 "WeightSymmetric": True,
                 "CalibPercentile": settings.percentile,
                 "MatMulConstBOnly": False,
+                "DefaultTensorType": FLOAT,
             },
             **common,
-        )
-    except StageError:
-        raise
-    except Exception as error:  # ORT raises bare ValueError/AssertionError on degenerate ranges
-        if cache.is_file():
-            check_calibration_ranges(cache)
-        raise StageError(f"quantize: ONNX Runtime static quantization failed ({type(error).__name__}: {error})") from None
+        ),
+        cache,
+    )
     if cache.is_file():
         check_calibration_ranges(cache)
+
+
+def _ort_call(call: Callable[[], object], cache: Path | None) -> None:
+    """Run an ORT quantizer; its bare ValueError/RuntimeError become one clear StageError."""
+    try:
+        call()
+    except StageError:
+        raise
+    except Exception as error:  # ORT raises bare ValueError/AssertionError/RuntimeError
+        if cache is not None and cache.is_file():
+            check_calibration_ranges(cache)  # degenerate ranges are the usual cause: name them
+        raise StageError(
+            f"quantize: ONNX Runtime quantization failed ({type(error).__name__}: {error})"
+        ) from None

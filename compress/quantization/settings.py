@@ -16,7 +16,8 @@ TRIAL_FIELDS = ("mode", "format", "calibration", "per_channel", "reduce_range", 
 class OrtQuantSettings(StageConfig):
     mode: Literal["dynamic", "static"] = Field(
         "dynamic",
-        description="'dynamic': weights INT8 offline, activations per batch at run time. 'static': activation "
+        description="'dynamic': weights INT8 offline, activations per batch at run time. 'static': "
+        "activation "
         "ranges calibrated offline on train texts.",
     )
     format: Literal["qdq", "qoperator"] = Field(
@@ -27,15 +28,21 @@ class OrtQuantSettings(StageConfig):
     )
     calibration_samples: int = Field(256, ge=1, description="Train-split texts used for calibration.")
     calibration_batch_size: int = Field(16, ge=1, description="Texts per calibration batch.")
-    percentile: float = Field(99.999, gt=50, le=100, description="Percentile kept by 'percentile' calibration.")
+    percentile: float = Field(
+        99.999, gt=50, le=100, description="Percentile kept by 'percentile' calibration."
+    )
     weight_type: Literal["qint8", "quint8"] = "qint8"
     per_channel: bool = Field(False, description="One scale per output channel instead of per tensor.")
     reduce_range: bool = Field(False, description="7-bit weights, for CPUs without VNNI.")
     op_types: list[str] = Field(
-        list(DEFAULT_OP_TYPES), min_length=1, description="ONNX operator types to quantize (absent ones are ignored)."
+        list(DEFAULT_OP_TYPES),
+        min_length=1,
+        description="ONNX operator types to quantize (absent ones are ignored).",
     )
     exclude_nodes: list[str] = Field(default_factory=list, description="ONNX node names left in FP32.")
-    quantize_embeddings: bool = Field(True, description="Also quantize embedding lookups (Gather): ~4x smaller.")
+    quantize_embeddings: bool = Field(
+        True, description="Also quantize embedding lookups (Gather): ~4x smaller."
+    )
 
     def operator_types(self) -> list[str]:
         return list(dict.fromkeys([*self.op_types, *(["Gather"] if self.quantize_embeddings else [])]))

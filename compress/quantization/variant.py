@@ -23,6 +23,17 @@ from compress.quantization.settings import OrtQuantSettings
 from compress.registry import ONNX, TORCH
 from compress.variants import Variant
 
+INC_FIELDS = {
+    "backend",
+    "mode",
+    "calibration_samples",
+    "calibration_batch_size",
+    "max_accuracy_drop",
+    "compile",
+    "variant",
+}
+"""The stage options that mean something for INC (it chooses calibration and granularity itself)."""
+
 
 def dev_accuracy(predictor: Predictor, encoder: TextEncoder, ctx: RunContext) -> float:
     dev = ctx.task.dev
@@ -35,7 +46,9 @@ def calibration_reader(cfg: OrtQuantSettings, encoder: TextEncoder, ctx: RunCont
     return TextCalibrationReader(encoder, texts, cfg.calibration_batch_size, names)
 
 
-def b1_timer(reference: Path, tokenizer_dir: Path, ctx: RunContext, rounds: int, threads: int) -> Callable[[Path], float]:
+def b1_timer(
+    reference: Path, tokenizer_dir: Path, ctx: RunContext, rounds: int, threads: int
+) -> Callable[[Path], float]:
     """b1 latency of a trial, timed interleaved with the FP32 model so load swings hit both."""
     inputs = latency_inputs(tokenizer_dir, ctx.task.dev.texts, 1, ctx.max_length)
     fp32 = OnnxPredictor(reference, threads=threads)
@@ -48,7 +61,9 @@ def b1_timer(reference: Path, tokenizer_dir: Path, ctx: RunContext, rounds: int,
     return measure
 
 
-def _variant(cfg, current: Variant, stage_id: str, runtime: str, path: Path, info: dict[str, Any], suffix: str):
+def _variant(
+    cfg, current: Variant, stage_id: str, runtime: str, path: Path, info: dict[str, Any], suffix: str
+):
     from compress.outputs import base_name, inherited_info
 
     return Variant(
@@ -72,20 +87,23 @@ def quantize_onnx_variant(stage_id: str, cfg, current: Variant, ctx: RunContext)
     stage_dir = ctx.stage_dir(stage_id)
     encoder = ctx.encoder_for(current)
     settings = OrtQuantSettings(**cfg.model_dump(include=set(OrtQuantSettings.model_fields)))
-    info: dict[str, Any] = cfg.model_dump(exclude={"name"})
+    info: dict[str, Any] = cfg.model_dump(exclude={"name", "compile"})
     source = current.path
     if cfg.optimize:
-        batches = [pad_batch(encoder.encode(ctx.task.test.texts[i : i + 16]), encoder.pad_id) for i in (0, 16, 32)]
+        batches = [
+            pad_batch(encoder.encode(ctx.task.test.texts[i : i + 16]), encoder.pad_id) for i in (0, 16, 32)
+        ]
         fused = fuse_transformer(source, stage_dir / "fused.onnx", batches, cfg.optimize_tolerance)
         info["optimization"] = fused
         ctx.console.print(
-            f"    fusion: {fused['fused_operators'] or 'nothing fused'}; max |logit diff| {fused['max_abs_logit_diff']:.2e}"
+            f"    fusion: {fused['fused_operators'] or 'nothing fused'}; "
+            f"max |logit diff| {fused['max_abs_logit_diff']:.2e}"
             + ("" if fused["used"] else f"; kept the unfused graph ({fused['reason']})")
         )
         if fused["used"]:
             source = stage_dir / "fused.onnx"
     names = [i.name for i in OnnxPredictor(source).session.get_inputs()]
-    reader = calibration_reader(settings, encoder, ctx, names) if _needs_calibration(settings, cfg) else None
+    reader = calibration_reader(settings, encoder, ctx, names) if settings.mode == "static" else None
     target = stage_dir / "model.onnx"
 
     def quantize(trial_settings: OrtQuantSettings, path: Path) -> Path:
@@ -112,10 +130,6 @@ def quantize_onnx_variant(stage_id: str, cfg, current: Variant, ctx: RunContext)
     return _variant(cfg, current, stage_id, ONNX, target, info, "-int8")
 
 
-def _needs_calibration(settings: OrtQuantSettings, cfg) -> bool:
-    return settings.mode == "static" or cfg.max_accuracy_drop is not None and settings.mode == "static"
-
-
 def _search_summary(result, max_drop: float) -> dict[str, Any]:
     return {
         "baseline_dev_accuracy": result.baseline_accuracy,
@@ -128,7 +142,9 @@ def _search_summary(result, max_drop: float) -> dict[str, Any]:
     }
 
 
-def _announce(ctx: RunContext, met: bool, accuracy_value: float | None, baseline: float, max_drop: float) -> None:
+def _announce(
+    ctx: RunContext, met: bool, accuracy_value: float | None, baseline: float, max_drop: float
+) -> None:
     drop = 100 * (baseline - (accuracy_value or 0.0))
     if met:
         ctx.console.print(f"    accuracy-aware: dev drop {drop:.2f} pt within the {max_drop} pt budget")
@@ -144,7 +160,9 @@ def quantize_inc_variant(stage_id: str, cfg, current: Variant, ctx: RunContext) 
     from compress.quantization.inc import quantize_pt2e
 
     if not current.is_torch:
-        raise StageError(f"quantize (inc): variant {current.name!r} is not a PyTorch model; put quantize before export")
+        raise StageError(
+            f"quantize (inc): variant {current.name!r} is not a PyTorch model; put quantize before export"
+        )
     encoder = ctx.encoder_for(current)
     model = copy.deepcopy(current.module()).eval()
     reader = calibration_reader(cfg, encoder, ctx, ["input_ids", "attention_mask"])
@@ -152,25 +170,35 @@ def quantize_inc_variant(stage_id: str, cfg, current: Variant, ctx: RunContext) 
     scores: list[float] = []
 
     def evaluate(graph) -> float:
-        scores.append(dev_accuracy(TorchPredictor(ExportedClassifier(graph), threads=cfg.threads), encoder, ctx))
+        scores.append(
+            dev_accuracy(TorchPredictor(ExportedClassifier(graph), threads=cfg.threads), encoder, ctx)
+        )
         return scores[-1]
 
     aware = cfg.max_accuracy_drop is not None
     relative = (cfg.max_accuracy_drop / 100) / baseline if aware and baseline > 0 else None
     result = quantize_pt2e(model, reader.batches, evaluate if aware else None, relative)
-    achieved = dev_accuracy(TorchPredictor(ExportedClassifier(result.model), threads=cfg.threads), encoder, ctx)
+    achieved = dev_accuracy(
+        TorchPredictor(ExportedClassifier(result.model), threads=cfg.threads), encoder, ctx
+    )
     directory = ctx.stage_dir(stage_id) / "model"
-    save_exported(result.program, directory, {"architecture": type(current.module()).__name__, "compile": cfg.compile})
+    save_exported(
+        result.program, directory, {"architecture": type(current.module()).__name__, "compile": cfg.compile}
+    )
     encoder.save(directory)
     info: dict[str, Any] = {
-        **cfg.model_dump(exclude={"name", "format", "exclude_nodes", "optimize", "optimize_tolerance"}),
+        **cfg.model_dump(include=INC_FIELDS),
         **result.info,
         "baseline_dev_accuracy": baseline,
         "dev_accuracy": achieved,
     }
     if aware:
         met = baseline - achieved <= cfg.max_accuracy_drop / 100 + 1e-12
-        info.update(met_budget=met, max_accuracy_drop_points=cfg.max_accuracy_drop, trials=_inc_trials(scores[1:], achieved))
+        info.update(
+            met_budget=met,
+            max_accuracy_drop_points=cfg.max_accuracy_drop,
+            trials=_inc_trials(scores[1:], achieved),
+        )
         _announce(ctx, met, achieved, baseline, cfg.max_accuracy_drop)
     else:
         ctx.console.print(f"    INC PT2E W8A8: dev accuracy {achieved:.4f} (FP32 {baseline:.4f})")
@@ -179,13 +207,25 @@ def quantize_inc_variant(stage_id: str, cfg, current: Variant, ctx: RunContext) 
 
 def _inc_trials(scores: list[float], achieved: float) -> list[dict[str, Any]]:
     """INC's own trials (its evaluate calls after the FP32 baseline); it re-quantizes the best at the end."""
-    from neural_compressor.torch.quantization import StaticQuantConfig
+    from compress.quantization.inc import tuning_configs
 
-    configs = StaticQuantConfig.get_config_set_for_tuning().expand()
+    configs = tuning_configs()
     trials = []
     for config, score in zip(configs, scores, strict=False):
-        chosen_config = {k: v for k, v in config.to_dict().items() if k in ("act_sym", "act_algo", "w_sym", "w_granularity")}
-        trials.append({"config": chosen_config, "dev_accuracy": score, "latency_ms": None, "size_bytes": None, "chosen": False})
+        chosen_config = {
+            k: v
+            for k, v in config.to_dict().items()
+            if k in ("act_sym", "act_algo", "w_sym", "w_granularity")
+        }
+        trials.append(
+            {
+                "config": chosen_config,
+                "dev_accuracy": score,
+                "latency_ms": None,
+                "size_bytes": None,
+                "chosen": False,
+            }
+        )
     matches = [t for t in trials if abs(t["dev_accuracy"] - achieved) < 1e-9]
     if matches:
         matches[0]["chosen"] = True

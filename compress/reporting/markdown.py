@@ -142,14 +142,15 @@ def quantization_trials(report: dict[str, Any]) -> list[str]:
         lines += [
             f"## Quantization trials: {variant['name']}",
             "",
-            f"Budget: at most {budget} points below FP32 dev accuracy {_pct(quant.get('baseline_dev_accuracy'))}: {verdict}.",
+            f"Budget: at most {budget} points below FP32 dev accuracy "
+            f"{_pct(quant.get('baseline_dev_accuracy'))}: {verdict}.",
             "",
         ]
         rows = [
             [
                 str(index),
                 _trial_config(trial.get("config", {})),
-                _pct(trial.get("dev_accuracy")) if trial.get("dev_accuracy") is not None else trial.get("error", "-"),
+                trial.get("error", "-") if trial.get("dev_accuracy") is None else _pct(trial["dev_accuracy"]),
                 "-" if trial.get("latency_ms") is None else f"{trial['latency_ms']:.2f} ms",
                 _mb(trial.get("size_bytes")),
                 "**yes**" if trial.get("chosen") else "",

@@ -1,4 +1,4 @@
-"""``quantize``: INT8 with ONNX Runtime (dynamic / static, accuracy-aware) or Intel Neural Compressor (PT2E)."""
+"""``quantize``: INT8 with ONNX Runtime (dynamic / static, accuracy-aware) or Intel Neural Compressor."""
 
 from __future__ import annotations
 
@@ -16,8 +16,12 @@ class QuantizeConfig(OrtQuantSettings):
         description="'onnxruntime' quantizes the ONNX model (deployable bundle); 'inc' quantizes the PyTorch "
         "model with Intel Neural Compressor 3.x PT2E (put it before export).",
     )
-    optimize: bool = Field(False, description="Fuse attention/LayerNorm/GELU first (ORT transformer optimizer).")
-    optimize_tolerance: float = Field(1e-3, gt=0, description="Largest |logit diff| allowed for the fused graph.")
+    optimize: bool = Field(
+        False, description="Fuse attention/LayerNorm/GELU first (ORT transformer optimizer)."
+    )
+    optimize_tolerance: float = Field(
+        1e-3, gt=0, description="Largest |logit diff| allowed for the fused graph."
+    )
     max_accuracy_drop: float | None = Field(
         None, ge=0, description="Accuracy-aware mode: largest allowed dev-accuracy drop vs FP32, in points."
     )
@@ -25,7 +29,13 @@ class QuantizeConfig(OrtQuantSettings):
     trial_latency_rounds: int = Field(10, ge=3, description="Interleaved b1 timing rounds per trial.")
     threads: int = Field(2, ge=1, description="Threads for trial accuracy and latency.")
     compile: bool = Field(True, description="inc: run the INT8 model through torch.compile with freezing.")
-    name: str | None = Field(None, description="Variant name; defaults to '<model>-int8' ('<model>-inc-int8').")
+    variant: str | None = Field(
+        None,
+        description="Quantize this variant (by name), not the current one ('teacher' for inc after export).",
+    )
+    name: str | None = Field(
+        None, description="Variant name; defaults to '<model>-int8' ('<model>-inc-int8')."
+    )
 
     @model_validator(mode="after")
     def _inc_options(self) -> QuantizeConfig:
@@ -47,6 +57,8 @@ class Quantize(Stage):
 
     @classmethod
     def accepted_runtimes(cls, config):
+        if config.variant is not None:
+            return frozenset({TORCH, ONNX})  # the named variant is checked when the stage runs
         return frozenset({TORCH}) if config.backend == "inc" else cls.accepts
 
     @classmethod
@@ -56,6 +68,7 @@ class Quantize(Stage):
     def run(self, current, ctx):
         from compress.quantization.variant import quantize_inc_variant, quantize_onnx_variant
 
+        source = ctx.variant(self.config.variant) if self.config.variant else current
         if self.config.backend == "inc":
-            return quantize_inc_variant(self.id, self.config, current, ctx)
-        return quantize_onnx_variant(self.id, self.config, current, ctx)
+            return quantize_inc_variant(self.id, self.config, source, ctx)
+        return quantize_onnx_variant(self.id, self.config, source, ctx)
