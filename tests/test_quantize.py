@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import onnx
@@ -314,26 +315,43 @@ def test_accuracy_aware_stage_records_trials_in_the_report(tiny_recipe, tmp_path
     assert "## Quantization trials: teacher-int8" in markdown and "**yes**" in markdown
 
 
-@pytest.mark.integration  # torch.export + PT2E take ~30 s on 2 busy cores, even for a tiny model
-def test_inc_pt2e_static_matches_fp32_and_round_trips(tiny_onnx, tmp_path):
-    import copy
+def test_fusion_is_checked_and_then_quantized(tiny_onnx, tmp_path):
+    from compress.quantization.fusion import fuse_transformer
 
+    info = fuse_transformer(tiny_onnx["path"], tmp_path / "fused.onnx", [tiny_onnx["batch"]], 1e-3)
+    assert info["used"] and info["fused_operators"].get("SkipLayerNormalization", 0) > 0
+    assert info["max_abs_logit_diff"] < 1e-4
+    out = quantize_onnx(tmp_path / "fused.onnx", tmp_path / "q.onnx", OrtQuantSettings(mode="dynamic"))
+    assert relative_error(out, tiny_onnx["path"], tiny_onnx["batch"]) < RELATIVE_TOLERANCE
+
+
+@pytest.mark.integration  # torch.export + PT2E take ~30 s on 2 busy cores, even for a tiny model
+def test_inc_backend_stage_quantizes_saves_and_reloads(tiny_recipe, tmp_path):
     import torch
 
-    from compress.models.exported import save_exported
     from compress.models.persistence import load_model
-    from compress.quantization.inc import quantize_pt2e
+    from compress.pipeline import run_recipe
 
-    model = copy.deepcopy(tiny_onnx["model"])
-    reader = reader_for(tiny_onnx)
-    result = quantize_pt2e(model, reader.batches)
-    save_exported(result.program, tmp_path / "inc", {"compile": False})
-    loaded = load_model(tmp_path / "inc")
-    ids, mask = (torch.from_numpy(a) for a in tiny_onnx["batch"])
-    with torch.no_grad():
-        reference = tiny_onnx["model"](input_ids=ids, attention_mask=mask).logits
-        got = loaded(input_ids=ids, attention_mask=mask)
-        shorter = loaded(input_ids=ids[:3, :9], attention_mask=mask[:3, :9])  # dynamic batch and sequence
-    assert shorter.shape == (3, 2)
-    assert float((got - reference).abs().max() / reference.abs().max()) < RELATIVE_TOLERANCE
-    assert json.loads((tmp_path / "inc" / "compress_model.json").read_text())["kind"] == "torch.export"
+    inc = {"backend": "inc", "mode": "static", "max_accuracy_drop": 100, "compile": False, "calibration_samples": 32}
+    stages = [
+        {"quantize": inc},
+        {"evaluate": {"batch_sizes": [1], "seq_lengths": [16], "rounds": 3, "warmup": 1}},
+        {"report": {}},
+    ]
+    result = run_recipe(parse_recipe(tiny_recipe(stages), "tiny.yaml"), out=tmp_path / "run")
+    variants = {v["name"]: v for v in result.report["variants"]}
+    teacher, quantized = variants["teacher"], variants["teacher-inc-int8"]
+    assert (quantized["runtime"], quantized["precision"]) == ("torch", "int8")
+    assert quantized["agreement_with_baseline"] >= 0.9
+    info = quantized["info"]["quantization"]
+    assert info["met_budget"] is True and info["trials"] and info["trials"][0]["chosen"]
+    assert json.loads((Path(quantized["path"]) / "compress_model.json").read_text())["kind"] == "torch.export"
+    module = load_model(quantized["path"])
+    reference = load_model(teacher["path"])
+    ids = torch.randint(5, 30, (3, 9))
+    mask = torch.ones_like(ids)
+    with torch.no_grad():  # dynamic batch and sequence survive the save
+        got = module(input_ids=ids, attention_mask=mask)
+        expected = reference(input_ids=ids, attention_mask=mask).logits
+    assert got.shape == (3, 2)
+    assert float((got - expected).abs().max() / expected.abs().max()) < RELATIVE_TOLERANCE

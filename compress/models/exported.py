@@ -6,6 +6,7 @@ safetensors + shapes like other variants; ``torch.export.save`` is its native, l
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +14,7 @@ import torch
 from torch import nn
 
 from compress.errors import ModelLoadError
-from compress.io_utils import atomic_path, write_json_atomic
+from compress.io_utils import write_json_atomic
 
 EXPORTED_KIND = "torch.export"
 PROGRAM_FILE = "model.pt2"
@@ -50,8 +51,12 @@ def save_exported(program: torch.export.ExportedProgram, directory: Path, manife
     from compress.models.persistence import MANIFEST
 
     directory.mkdir(parents=True, exist_ok=True)
-    with atomic_path(directory / PROGRAM_FILE) as tmp:
-        torch.export.save(program, str(tmp))
+    partial = directory / f".partial.{PROGRAM_FILE}"  # torch.export wants a .pt2 suffix on what it writes
+    try:
+        torch.export.save(program, str(partial))
+        os.replace(partial, directory / PROGRAM_FILE)
+    finally:
+        partial.unlink(missing_ok=True)
     write_json_atomic(
         directory / MANIFEST, {"format": 1, "kind": EXPORTED_KIND, "file": PROGRAM_FILE, **manifest}
     )
