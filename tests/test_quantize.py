@@ -332,7 +332,8 @@ def test_inc_backend_stage_quantizes_saves_and_reloads(tiny_recipe, tmp_path):
     from compress.models.persistence import load_model
     from compress.pipeline import run_recipe
 
-    inc = {"backend": "inc", "mode": "static", "max_accuracy_drop": 100, "compile": False, "calibration_samples": 32}
+    inc = {"backend": "inc", "mode": "static", "max_accuracy_drop": 100, "compile": False}
+    inc["calibration_samples"] = 32
     stages = [
         {"quantize": inc},
         {"evaluate": {"batch_sizes": [1], "seq_lengths": [16], "rounds": 3, "warmup": 1}},
