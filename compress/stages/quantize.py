@@ -28,7 +28,9 @@ class QuantizeConfig(OrtQuantSettings):
     max_excluded_groups: int | None = Field(None, ge=1, description="Cap on MatMul groups kept in FP32.")
     trial_latency_rounds: int = Field(10, ge=3, description="Interleaved b1 timing rounds per trial.")
     threads: int = Field(2, ge=1, description="Threads for trial accuracy and latency.")
-    compile: bool = Field(True, description="inc: run the INT8 model through torch.compile with freezing.")
+    compile: bool = Field(
+        False, description="inc: run the INT8 model through torch.compile with freezing (experimental, see README)."
+    )
     variant: str | None = Field(
         None,
         description="Quantize this variant (by name), not the current one ('teacher' for inc after export).",
