@@ -263,13 +263,14 @@ def parse_recipe(raw: Any, where: str = "<recipe>", overrides: list[str] | None 
         if start_from is not None and checked:
             runtime, made_by = known_runtimes[start_from], f"variant {start_from!r}"
         # Default names (``teacher-onnx`` ...) are only known at run time, where the pipeline checks them.
-        if checked and runtime not in cls.accepts:
-            needed = " or ".join(RUNTIME_WORDS[r] for r in sorted(cls.accepts))
+        accepted = cls.accepted_runtimes(config)
+        if checked and runtime not in accepted:
+            needed = " or ".join(RUNTIME_WORDS[r] for r in sorted(accepted))
             raise RecipeError(
                 f"{where}: stages[{index}] ({kind}) needs {needed}, but after {made_by} the model is "
                 f"{RUNTIME_WORDS[runtime]}; move {kind!r} before the stage that converted it"
             )
-        produced = cls.output_runtime(config)
+        produced = cls.produced_runtime(config)
         if produced is not None:
             runtime, made_by = produced, f"stage {stage_id!r}"
             explicit_name = getattr(config, "name", None)

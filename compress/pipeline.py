@@ -209,7 +209,7 @@ def _stage_input(spec: StageSpec, ctx: RunContext) -> Variant:
     if spec.start_from is None:
         return ctx.variant(ctx.current_name)
     variant = ctx.variant(spec.start_from)
-    accepts = spec.build().accepts
+    accepts = spec.build().accepted_runtimes(spec.config)
     if variant.runtime not in accepts:
         needed = " or ".join(RUNTIME_WORDS[r] for r in sorted(accepts))
         raise StageError(

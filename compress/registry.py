@@ -44,8 +44,13 @@ class Stage:
     """Backends the stage cannot run without, ``{import name: pip requirement}``; checked before a run starts."""
 
     @classmethod
-    def output_runtime(cls, config: StageConfig) -> str | None:
-        """Runtime of the current model after this stage, for recipe checks (some options change it)."""
+    def accepted_runtimes(cls, config: StageConfig) -> frozenset[str]:
+        """Runtimes this stage accepts with these options (override when an option changes it)."""
+        return cls.accepts
+
+    @classmethod
+    def produced_runtime(cls, config: StageConfig) -> str | None:
+        """Runtime of the variant this stage returns with these options (``None``: passes through)."""
         return cls.produces
 
     def __init__(self, config: StageConfig, stage_id: str) -> None:

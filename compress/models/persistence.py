@@ -55,6 +55,10 @@ def load_model(directory: str | Path) -> nn.Module:
     if not is_compress_model_dir(directory):
         raise ModelLoadError(f"{directory}: not a model saved by compress (no {MANIFEST})")
     manifest = read_json(directory / MANIFEST)
+    if manifest.get("kind") == "torch.export":
+        from compress.models.exported import load_exported
+
+        return load_exported(directory, manifest)
     try:
         state = load_file(str(directory / WEIGHTS))
     except Exception as error:  # safetensors raises several types for truncated or corrupt files

@@ -20,6 +20,7 @@ from compress.reporting.views import (
     quantization_trials,
     speedup_text,
     summary_line,
+    trial_config_text,
 )
 
 STYLE = """
@@ -213,7 +214,7 @@ def trials_section(report: dict[str, Any]) -> list[str]:
             continue
         rows = [
             [
-                ", ".join(f"{k}={val}" for k, val in (t.get("config") or {}).items()),
+                trial_config_text(t.get("config") or {}),
                 pct(t.get("dev_accuracy")),
                 "-" if t.get("latency_ms") is None else f"{t['latency_ms']:.2f}",
                 mb(t.get("size_bytes")),

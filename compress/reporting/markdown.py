@@ -10,9 +10,9 @@ from compress.reporting.views import (
     devices,
     latency_keys,
     memory_text,
-    quantization_trials,
     speedup_text,
     summary_line,
+    trial_config_text,
 )
 from compress.reporting.views import mb as _mb
 from compress.reporting.views import pct as _pct
@@ -150,21 +150,31 @@ def _model_facts(report: dict[str, Any]) -> list[str]:
 
 
 def _trials(report: dict[str, Any]) -> list[str]:
+    """One table per accuracy-aware quantization: every configuration tried, the chosen one marked."""
     lines: list[str] = []
-    for v in report["variants"]:
-        trials = quantization_trials(v)
-        if not trials:
+    for variant in report["variants"]:
+        quant = variant.get("info", {}).get("quantization") or {}
+        if not quant.get("trials"):
             continue
-        lines += [f"## Quantization trials for {v['name']}", ""]
+        budget = quant.get("max_accuracy_drop_points")
+        verdict = "met" if quant.get("met_budget") else "**NOT met** (kept the most accurate)"
+        lines += [
+            f"## Quantization trials: {variant['name']}",
+            "",
+            f"Budget: at most {budget} points below FP32 dev accuracy "
+            f"{_pct(quant.get('baseline_dev_accuracy'))}: {verdict}.",
+            "",
+        ]
         rows = [
             [
-                ", ".join(f"{k}={val}" for k, val in (t.get("config") or {}).items()),
-                _pct(t.get("dev_accuracy")),
-                "-" if t.get("latency_ms") is None else f"{t['latency_ms']:.2f} ms",
-                _mb(t.get("size_bytes")),
-                "yes" if t.get("chosen") else "",
+                str(index),
+                trial_config_text(trial.get("config", {})),
+                trial.get("error", "-") if trial.get("dev_accuracy") is None else _pct(trial["dev_accuracy"]),
+                "-" if trial.get("latency_ms") is None else f"{trial['latency_ms']:.2f} ms",
+                _mb(trial.get("size_bytes")),
+                "**yes**" if trial.get("chosen") else "",
             ]
-            for t in trials
+            for index, trial in enumerate(quant["trials"], 1)
         ]
-        lines += _table(["config", "dev accuracy", "latency", "size", "chosen"], rows) + [""]
+        lines += _table(["#", "configuration", "dev accuracy", "p50 b1", "size", "chosen"], rows) + [""]
     return lines

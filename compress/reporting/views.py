@@ -105,3 +105,15 @@ def memory_text(variant: dict[str, Any], device: str) -> str:
     if "peak_rss_bytes" in memory:
         return f"{mb(memory['peak_rss_bytes'])} peak RSS ({mb(memory.get('model_rss_bytes'))} for the model)"
     return f"{mb(memory.get('peak_allocated_bytes'))} peak allocated"
+
+
+def trial_config_text(config: dict[str, Any]) -> str:
+    parts = [config.get("mode", ""), config.get("format", "") if config.get("mode") == "static" else ""]
+    if config.get("mode") == "static":
+        parts.append(config.get("calibration", ""))
+    if "per_channel" in config:
+        parts.append("per-channel" if config["per_channel"] else "per-tensor")
+    parts += [f"{k}={v}" for k, v in config.items() if k in ("act_sym", "act_algo")]
+    if config.get("excluded_groups"):
+        parts.append("FP32: " + ", ".join(config["excluded_groups"]))
+    return " ".join(str(p) for p in parts if p != "")

@@ -1,44 +1,69 @@
-"""``quantize``: INT8 with ONNX Runtime."""
+"""``quantize``: INT8 with ONNX Runtime (dynamic / static, accuracy-aware) or Intel Neural Compressor."""
 
 from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
-from compress.registry import ONNX, Stage, StageConfig, register_stage
+from compress.quantization.settings import OrtQuantSettings
+from compress.registry import ONNX, TORCH, Stage, register_stage
 
 
-class QuantizeConfig(StageConfig):
-    mode: Literal["dynamic"] = Field("dynamic", description="'dynamic': weights INT8 offline, activations at run time.")
-    weight_type: Literal["qint8", "quint8"] = "qint8"
-    per_channel: bool = Field(False, description="One scale per output channel instead of per tensor.")
-    reduce_range: bool = Field(False, description="7-bit weights, for CPUs without VNNI.")
-    name: str | None = Field(None, description="Variant name; defaults to '<model>-int8'.")
+class QuantizeConfig(OrtQuantSettings):
+    backend: Literal["onnxruntime", "inc"] = Field(
+        "onnxruntime",
+        description="'onnxruntime' quantizes the ONNX model (deployable bundle); 'inc' quantizes the PyTorch "
+        "model with Intel Neural Compressor 3.x PT2E (put it before export).",
+    )
+    optimize: bool = Field(
+        False, description="Fuse attention/LayerNorm/GELU first (ORT transformer optimizer)."
+    )
+    optimize_tolerance: float = Field(
+        1e-3, gt=0, description="Largest |logit diff| allowed for the fused graph."
+    )
+    max_accuracy_drop: float | None = Field(
+        None, ge=0, description="Accuracy-aware mode: largest allowed dev-accuracy drop vs FP32, in points."
+    )
+    max_excluded_groups: int | None = Field(None, ge=1, description="Cap on MatMul groups kept in FP32.")
+    trial_latency_rounds: int = Field(10, ge=3, description="Interleaved b1 timing rounds per trial.")
+    threads: int = Field(2, ge=1, description="Threads for trial accuracy and latency.")
+    compile: bool = Field(
+        False, description="inc: run the INT8 model through torch.compile with freezing (experimental, see README)."
+    )
+    name: str | None = Field(
+        None, description="Variant name; defaults to '<model>-int8' ('<model>-inc-int8')."
+    )
+
+    @model_validator(mode="after")
+    def _inc_options(self) -> QuantizeConfig:
+        if self.backend == "inc":
+            if self.mode != "static":
+                raise ValueError("backend 'inc' does static W8A8 (PT2E) only; set mode: static")
+            if self.optimize or self.exclude_nodes or self.format != "qdq":
+                raise ValueError("optimize, exclude_nodes and format apply to backend 'onnxruntime' only")
+        return self
 
 
 @register_stage
 class Quantize(Stage):
     kind = "quantize"
-    summary = "INT8 quantization with ONNX Runtime (dynamic)."
+    summary = "INT8 quantization: ONNX Runtime dynamic/static (accuracy-aware) or Intel Neural Compressor."
     Config = QuantizeConfig
     accepts = frozenset({ONNX})
     produces = ONNX
 
-    def run(self, current, ctx):
-        from compress.outputs import base_name, inherited_info
-        from compress.quantization import quantize_dynamic_int8
-        from compress.variants import Variant
+    @classmethod
+    def accepted_runtimes(cls, config):
+        return frozenset({TORCH}) if config.backend == "inc" else cls.accepts
 
-        target = ctx.stage_dir(self.id) / "model.onnx"
-        cfg = self.config
-        quantize_dynamic_int8(current.path, target, cfg.per_channel, cfg.reduce_range, cfg.weight_type)
-        return Variant(
-            name=cfg.name or f"{base_name(current.name)}-int8",
-            runtime=ONNX,
-            precision="int8",
-            path=target,
-            tokenizer_dir=current.tokenizer_dir,
-            stage=self.id,
-            info={**inherited_info(current.info), "quantization": cfg.model_dump(exclude={"name"})},
-        )
+    @classmethod
+    def produced_runtime(cls, config):
+        return TORCH if config.backend == "inc" else cls.produces
+
+    def run(self, current, ctx):
+        from compress.quantization.variant import quantize_inc_variant, quantize_onnx_variant
+
+        if self.config.backend == "inc":
+            return quantize_inc_variant(self.id, self.config, current, ctx)
+        return quantize_onnx_variant(self.id, self.config, current, ctx)

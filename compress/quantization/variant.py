@@ -1,0 +1,232 @@
+"""Turn a ``quantize`` stage config plus the current variant into a quantized variant.
+
+Orchestration only: the quantizers, the accuracy-aware search and the INC path live in their own modules.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from compress.context import RunContext
+from compress.data.batching import pad_batch
+from compress.data.tokenization import TextEncoder
+from compress.errors import StageError
+from compress.evaluation.accuracy import accuracy, predict_logits
+from compress.evaluation.latency import measure_interleaved
+from compress.evaluation.runners import OnnxPredictor, Predictor, TorchPredictor
+from compress.evaluation.suite import latency_inputs
+from compress.quantization.calibration import TextCalibrationReader, calibration_texts
+from compress.quantization.settings import OrtQuantSettings
+from compress.registry import ONNX, TORCH
+from compress.variants import Variant
+
+INC_FIELDS = {
+    "backend",
+    "mode",
+    "calibration_samples",
+    "calibration_batch_size",
+    "max_accuracy_drop",
+    "compile",
+    "variant",
+}
+"""The stage options that mean something for INC (it chooses calibration and granularity itself)."""
+
+
+def dev_accuracy(predictor: Predictor, encoder: TextEncoder, ctx: RunContext) -> float:
+    dev = ctx.task.dev
+    logits = predict_logits(predictor, encoder.encode(dev.texts), encoder.pad_id, 64)
+    return accuracy(logits, dev.labels)
+
+
+def calibration_reader(cfg: OrtQuantSettings, encoder: TextEncoder, ctx: RunContext, names: list[str]):
+    texts = calibration_texts(ctx.task.train.texts, cfg.calibration_samples, ctx.seed)
+    return TextCalibrationReader(encoder, texts, cfg.calibration_batch_size, names)
+
+
+def b1_timer(
+    reference: Path, tokenizer_dir: Path, ctx: RunContext, rounds: int, threads: int
+) -> Callable[[Path], float]:
+    """b1 latency of a trial, timed interleaved with the FP32 model so load swings hit both."""
+    inputs = latency_inputs(tokenizer_dir, ctx.task.dev.texts, 1, ctx.max_length)
+    fp32 = OnnxPredictor(reference, threads=threads)
+
+    def measure(path: Path) -> float:
+        predictors = {"fp32": fp32, "trial": OnnxPredictor(path, threads=threads)}
+        stats = measure_interleaved(predictors, {"fp32": inputs, "trial": inputs}, warmup=3, rounds=rounds)
+        return round(stats["trial"].p50, 4)
+
+    return measure
+
+
+def _variant(
+    cfg, current: Variant, stage_id: str, runtime: str, path: Path, info: dict[str, Any], suffix: str
+):
+    from compress.outputs import base_name, inherited_info
+
+    return Variant(
+        name=cfg.name or f"{base_name(current.name)}{suffix}",
+        runtime=runtime,
+        precision="int8",
+        path=path,
+        tokenizer_dir=path if runtime == TORCH else current.tokenizer_dir,
+        stage=stage_id,
+        info={**inherited_info(current.info), "quantization": info},
+    )
+
+
+def quantize_onnx_variant(stage_id: str, cfg, current: Variant, ctx: RunContext) -> Variant:
+    from compress.quantization.accuracy_aware import AccuracyAwareSearch
+    from compress.quantization.fusion import fuse_transformer
+    from compress.quantization.ort import quantize_onnx
+
+    if not current.is_onnx:
+        raise StageError(f"quantize: variant {current.name!r} is not an ONNX model; export it first")
+    stage_dir = ctx.stage_dir(stage_id)
+    encoder = ctx.encoder_for(current)
+    settings = OrtQuantSettings(**cfg.model_dump(include=set(OrtQuantSettings.model_fields)))
+    info: dict[str, Any] = cfg.model_dump(exclude={"name", "compile"})
+    source = current.path
+    if cfg.optimize:
+        batches = [
+            pad_batch(encoder.encode(ctx.task.test.texts[i : i + 16]), encoder.pad_id) for i in (0, 16, 32)
+        ]
+        fused = fuse_transformer(source, stage_dir / "fused.onnx", batches, cfg.optimize_tolerance)
+        info["optimization"] = fused
+        ctx.console.print(
+            f"    fusion: {fused['fused_operators'] or 'nothing fused'}; "
+            f"max |logit diff| {fused['max_abs_logit_diff']:.2e}"
+            + ("" if fused["used"] else f"; kept the unfused graph ({fused['reason']})")
+        )
+        if fused["used"]:
+            source = stage_dir / "fused.onnx"
+    names = [i.name for i in OnnxPredictor(source).session.get_inputs()]
+    reader = calibration_reader(settings, encoder, ctx, names) if settings.mode == "static" else None
+    target = stage_dir / "model.onnx"
+
+    def quantize(trial_settings: OrtQuantSettings, path: Path) -> Path:
+        return quantize_onnx(source, path, trial_settings, reader, stage_dir)
+
+    if cfg.max_accuracy_drop is None:
+        quantize(settings, target)
+    else:
+        baseline = dev_accuracy(OnnxPredictor(source, threads=cfg.threads), encoder, ctx)
+        search = AccuracyAwareSearch(
+            source,
+            quantize,
+            lambda path: dev_accuracy(OnnxPredictor(path, threads=cfg.threads), encoder, ctx),
+            baseline,
+            cfg.max_accuracy_drop,
+            stage_dir / "trials",
+            b1_timer(source, current.tokenizer_dir, ctx, cfg.trial_latency_rounds, cfg.threads),
+            log=lambda line: ctx.console.print(f"    {line}"),
+        )
+        result = search.search(settings, cfg.max_excluded_groups)
+        search.keep_best(result, target)
+        info.update(_search_summary(result, cfg.max_accuracy_drop))
+        _announce(ctx, result.met_budget, result.best.dev_accuracy, baseline, cfg.max_accuracy_drop)
+    return _variant(cfg, current, stage_id, ONNX, target, info, "-int8")
+
+
+def _search_summary(result, max_drop: float) -> dict[str, Any]:
+    return {
+        "baseline_dev_accuracy": result.baseline_accuracy,
+        "dev_accuracy": result.best.dev_accuracy,
+        "max_accuracy_drop_points": max_drop,
+        "met_budget": result.met_budget,
+        "chosen": result.best.record()["config"],
+        "sensitivity": result.sensitivity,
+        "trials": [t.record() for t in result.trials],
+    }
+
+
+def _announce(
+    ctx: RunContext, met: bool, accuracy_value: float | None, baseline: float, max_drop: float
+) -> None:
+    drop = 100 * (baseline - (accuracy_value or 0.0))
+    if met:
+        ctx.console.print(f"    accuracy-aware: dev drop {drop:.2f} pt within the {max_drop} pt budget")
+    else:
+        ctx.console.print(
+            f"    [bold yellow]accuracy-aware: NO configuration met the {max_drop} pt budget[/]; "
+            f"keeping the most accurate one (dev drop {drop:.2f} pt)"
+        )
+
+
+def quantize_inc_variant(stage_id: str, cfg, current: Variant, ctx: RunContext) -> Variant:
+    from compress.models.exported import ExportedClassifier, save_exported
+    from compress.quantization.inc import quantize_pt2e
+
+    if not current.is_torch:
+        raise StageError(
+            f"quantize (inc): variant {current.name!r} is not a PyTorch model; put quantize before export"
+        )
+    encoder = ctx.encoder_for(current)
+    model = copy.deepcopy(current.module()).eval()
+    reader = calibration_reader(cfg, encoder, ctx, ["input_ids", "attention_mask"])
+    baseline = dev_accuracy(TorchPredictor(model, threads=cfg.threads), encoder, ctx)
+    scores: list[float] = []
+
+    def evaluate(graph) -> float:
+        scores.append(
+            dev_accuracy(TorchPredictor(ExportedClassifier(graph), threads=cfg.threads), encoder, ctx)
+        )
+        return scores[-1]
+
+    aware = cfg.max_accuracy_drop is not None
+    relative = (cfg.max_accuracy_drop / 100) / baseline if aware and baseline > 0 else None
+    result = quantize_pt2e(model, reader.batches, evaluate if aware else None, relative)
+    achieved = dev_accuracy(
+        TorchPredictor(ExportedClassifier(result.model), threads=cfg.threads), encoder, ctx
+    )
+    directory = ctx.stage_dir(stage_id) / "model"
+    save_exported(
+        result.program, directory, {"architecture": type(current.module()).__name__, "compile": cfg.compile}
+    )
+    encoder.save(directory)
+    info: dict[str, Any] = {
+        **cfg.model_dump(include=INC_FIELDS),
+        **result.info,
+        "baseline_dev_accuracy": baseline,
+        "dev_accuracy": achieved,
+    }
+    if aware:
+        met = baseline - achieved <= cfg.max_accuracy_drop / 100 + 1e-12
+        info.update(
+            met_budget=met,
+            max_accuracy_drop_points=cfg.max_accuracy_drop,
+            trials=_inc_trials(scores[1:], achieved),
+        )
+        _announce(ctx, met, achieved, baseline, cfg.max_accuracy_drop)
+    else:
+        ctx.console.print(f"    INC PT2E W8A8: dev accuracy {achieved:.4f} (FP32 {baseline:.4f})")
+    return _variant(cfg, current, stage_id, TORCH, directory, info, "-inc-int8")
+
+
+def _inc_trials(scores: list[float], achieved: float) -> list[dict[str, Any]]:
+    """INC's own trials (its evaluate calls after the FP32 baseline); it re-quantizes the best at the end."""
+    from compress.quantization.inc import tuning_configs
+
+    configs = tuning_configs()
+    trials = []
+    for config, score in zip(configs, scores, strict=False):
+        chosen_config = {
+            k: v
+            for k, v in config.to_dict().items()
+            if k in ("act_sym", "act_algo", "w_sym", "w_granularity")
+        }
+        trials.append(
+            {
+                "config": chosen_config,
+                "dev_accuracy": score,
+                "latency_ms": None,
+                "size_bytes": None,
+                "chosen": False,
+            }
+        )
+    matches = [t for t in trials if abs(t["dev_accuracy"] - achieved) < 1e-9]
+    if matches:
+        matches[0]["chosen"] = True
+    return trials
