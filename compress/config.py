@@ -323,13 +323,13 @@ def resolve_recipe_path(path: str | Path) -> Path:
 
 
 def bundled_recipes() -> list[tuple[str, str]]:
-    """(name, first line of description) for each recipe shipped in ``recipes/``."""
+    """(name, first sentence of description) for each recipe shipped in ``recipes/``."""
     found = []
     for path in sorted(bundled_recipes_dir().glob("*.yaml")):
         try:
             raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
         except yaml.YAMLError:
             raw = {}
-        description = str(raw.get("description", "")).strip().splitlines() if isinstance(raw, dict) else []
-        found.append((path.stem, description[0] if description else ""))
+        text = " ".join(str(raw.get("description", "")).split()) if isinstance(raw, dict) else ""
+        found.append((path.stem, text.split(". ")[0].rstrip(".") + "." if text else ""))
     return found
