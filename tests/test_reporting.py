@@ -46,7 +46,7 @@ def test_html_is_self_contained_and_has_every_section(report):
         "Size on disk",
         "Latency on cpu",
         "Quantization trials: teacher-int8",
-        "calibration=random",
+        "static random",
         "Stages",
         "Environment",
         "AMD EPYC 9R14",
@@ -85,7 +85,9 @@ def test_markdown_has_summary_ratios_memory_and_trials(report):
     assert "4.90x (IQR 2.45-7.81) ⚠ noisy" in text
     assert "wider than 20% of the median" in text
     assert "| teacher | 22.7M | 1.4G | 90.9 MB | 600.0 MB peak RSS (181.8 MB for the model) |" in text
-    assert "| mode=dynamic, per_channel=False | 81.50% | 4.20 ms | 23.1 MB | yes |" in text
+    assert "| 1 | dynamic per-tensor | 81.50% | 4.20 ms | 23.1 MB | **yes** |" in text
+    assert "| 2 | static random | 70.20% | 3.90 ms | 23.0 MB |  |" in text
+    assert "Budget:" not in text  # no accuracy budget was set for these trials
     assert "hash abc123" in text
 
 

@@ -156,15 +156,15 @@ def _trials(report: dict[str, Any]) -> list[str]:
         quant = variant.get("info", {}).get("quantization") or {}
         if not quant.get("trials"):
             continue
+        lines += [f"## Quantization trials: {variant['name']}", ""]
         budget = quant.get("max_accuracy_drop_points")
-        verdict = "met" if quant.get("met_budget") else "**NOT met** (kept the most accurate)"
-        lines += [
-            f"## Quantization trials: {variant['name']}",
-            "",
-            f"Budget: at most {budget} points below FP32 dev accuracy "
-            f"{_pct(quant.get('baseline_dev_accuracy'))}: {verdict}.",
-            "",
-        ]
+        if budget is not None:
+            verdict = "met" if quant.get("met_budget") else "**NOT met** (kept the most accurate)"
+            lines += [
+                f"Budget: at most {budget} points below FP32 dev accuracy "
+                f"{_pct(quant.get('baseline_dev_accuracy'))}: {verdict}.",
+                "",
+            ]
         rows = [
             [
                 str(index),
