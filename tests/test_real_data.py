@@ -30,7 +30,7 @@ def test_minilm_slice_finetunes_exports_and_quantizes(tmp_path):
         "model": {"source": "minilm", "max_length": 48},
         "data": {"dataset": "rotten_tomatoes", "limit": 1400, "test_size": 300, "dev_size": 100},
         "stages": [
-            {"finetune": {"epochs": 1, "learning_rate": 1e-4, "batch_size": 32}},
+            {"finetune": {"epochs": 3, "learning_rate": 1e-4, "batch_size": 16, "patience": 0}},
             {"export": {"check_examples": 16}},
             {"quantize": {}},
             {"evaluate": {"batch_sizes": [1], "seq_lengths": [64], "rounds": 3, "warmup": 1}},
@@ -40,7 +40,7 @@ def test_minilm_slice_finetunes_exports_and_quantizes(tmp_path):
     result = run_recipe(parse_recipe(raw, "slice.yaml"), out=tmp_path / "run")
     variants = {v["name"]: v for v in result.report["variants"]}
     teacher, int8 = variants["teacher"], variants["teacher-int8"]
-    # 1,000 training snippets and one epoch already beat chance (57% majority class) clearly.
+    # 1,000 training snippets and three short epochs already beat chance (57% majority class) clearly.
     assert teacher["accuracy"] > 0.68, teacher["accuracy"]
     assert variants["teacher-onnx"]["agreement_with_baseline"] == 1.0
     assert int8["agreement_with_baseline"] > 0.93
