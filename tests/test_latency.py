@@ -168,3 +168,23 @@ def test_busy_machine_is_flagged_only_when_other_jobs_compete():
 
     assert busy_machine_note(load=2.9, cores=2) is None  # our own two threads
     assert busy_machine_note(load=6.3, cores=2).startswith("the machine was busy while timing (load 6.3 on 2 cores)")
+
+
+def test_memory_child_uses_this_package_from_any_working_directory(tmp_path, tiny_checkpoints, monkeypatch):
+    """The child runs ``python -m``, which puts the cwd first on sys.path: a relative variant path and
+    a cwd holding another (broken) ``compress`` must not change what is measured."""
+    import numpy as np
+    from tiny_onnx import export_tiny_onnx
+
+    from compress.evaluation.memory import measure_process_memory
+    from compress.variants import Variant
+
+    onnx_path = export_tiny_onnx(tiny_checkpoints["bert"], tmp_path / "model")
+    (tmp_path / "compress").mkdir()
+    (tmp_path / "compress" / "__init__.py").write_text("raise ImportError('the wrong compress')\n")
+    monkeypatch.chdir(tmp_path)
+    relative = onnx_path.relative_to(tmp_path)
+    variant = Variant("tiny", "onnxruntime", "fp32", relative, relative.parent, stage="test")
+    inputs = (np.ones((1, 8), dtype=np.int64), np.ones((1, 8), dtype=np.int64))
+    measured = measure_process_memory(variant, "onnxruntime", inputs, threads=1)
+    assert measured["peak_rss_bytes"] > measured["model_rss_bytes"] > 0

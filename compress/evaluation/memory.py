@@ -21,14 +21,19 @@ from compress.variants import Variant
 
 CALLS = 3
 TIMEOUT_S = 600
+PACKAGE_ROOT = Path(__file__).resolve().parents[2]
+"""The directory holding this ``compress`` package."""
 
 
 def measure_process_memory(
     variant: Variant, runtime: str, inputs: tuple[np.ndarray, np.ndarray], threads: int
 ) -> dict[str, Any]:
     """Run the child and return its report; raises RuntimeError with the child's last words on failure."""
+    record = variant.to_record()
+    for key in ("path", "tokenizer_dir"):
+        record[key] = str(Path(record[key]).resolve())
     request = {
-        "variant": variant.to_record(),
+        "variant": record,
         "runtime": runtime,
         "threads": threads,
         "input_ids": inputs[0].tolist(),
@@ -36,6 +41,9 @@ def measure_process_memory(
     }
     result = subprocess.run(
         [sys.executable, "-m", "compress.evaluation.memory"],
+        # ``-m`` puts the working directory first on sys.path: run from the root this package was
+        # imported from, so the child measures with the same compress code as the parent.
+        cwd=PACKAGE_ROOT,
         input=json.dumps(request),
         capture_output=True,
         text=True,
