@@ -8,7 +8,7 @@ from torch import nn
 
 from compress.context import RunContext
 from compress.data.tokenization import TextEncoder
-from compress.models.complexity import count_parameters, model_facts  # noqa: F401  (count_parameters: public here)
+from compress.models.complexity import model_facts
 from compress.models.persistence import save_model
 from compress.registry import TORCH, Stage
 from compress.variants import Variant

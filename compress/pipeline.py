@@ -19,6 +19,7 @@ from compress.config import RUNTIME_WORDS, Recipe, StageSpec, load_recipe
 from compress.context import RunContext, seed_everything
 from compress.errors import CompressError, StageError
 from compress.io_utils import read_json, write_json_atomic
+from compress.registry import TORCH, Stage
 from compress.run_dir import (
     STATE_FILE,
     check_outputs_exist,
@@ -116,7 +117,6 @@ def _load_input(ctx: RunContext) -> Variant:
     from compress.models.complexity import model_facts
     from compress.models.persistence import save_model
     from compress.models.sources import check_model_output, load_input_model
-    from compress.registry import TORCH
 
     loaded = load_input_model(ctx.recipe.model, ctx.task.label_names)
     encoder = TextEncoder.from_dir(loaded.tokenizer_dir, ctx.max_length)
@@ -184,7 +184,7 @@ def run_recipe(
         console.print(f"[bold cyan]{spec.id}[/]: {type(stage).summary}")
         started = time.perf_counter()
         seed_everything(recipe.seed)
-        produced = stage.run(_stage_input(spec, ctx), ctx)
+        produced = stage.run(_stage_input(spec, stage, ctx), ctx)
         if produced is not None:
             ctx.add_variant(produced)
             ctx.current_name = produced.name
@@ -204,12 +204,12 @@ def run_recipe(
     return RunResult(run_dir, report_path, ctx.bundle_dir, report)
 
 
-def _stage_input(spec: StageSpec, ctx: RunContext) -> Variant:
+def _stage_input(spec: StageSpec, stage: Stage, ctx: RunContext) -> Variant:
     """The variant a stage works on: the one named by its ``from:`` option, else the current one."""
     if spec.start_from is None:
         return ctx.variant(ctx.current_name)
     variant = ctx.variant(spec.start_from)
-    accepts = spec.build().accepted_runtimes(spec.config)
+    accepts = stage.accepted_runtimes(spec.config)
     if variant.runtime not in accepts:
         needed = " or ".join(RUNTIME_WORDS[r] for r in sorted(accepts))
         raise StageError(

@@ -30,7 +30,6 @@ INC_FIELDS = {
     "calibration_batch_size",
     "max_accuracy_drop",
     "compile",
-    "variant",
 }
 """The stage options that mean something for INC (it chooses calibration and granularity itself)."""
 
