@@ -19,8 +19,8 @@ app = typer.Typer(
     help="Compress trained Transformers for edge devices: prune, distill, quantize, validate, report.",
     pretty_exceptions_enable=False,
 )
-console = Console()
-err_console = Console(stderr=True)
+console = Console(soft_wrap=True)  # paths in messages must never be broken across lines
+err_console = Console(stderr=True, soft_wrap=True)
 _state = {"debug": False}
 
 

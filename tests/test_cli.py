@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import yaml
 from typer.testing import CliRunner
 
@@ -19,7 +21,18 @@ def test_recipes_lists_the_default():
 def test_validate_accepts_the_default_and_shows_stages():
     result = runner.invoke(app, ["validate", "default"])
     assert result.exit_code == 0, result.output
-    assert "finetune -> export -> quantize -> evaluate -> bundle -> report" in result.output.replace("\n", " ")
+    assert "finetune -> export -> quantize -> evaluate -> bundle -> report" in result.output
+
+
+def test_messages_with_long_paths_are_not_broken_across_lines(tmp_path, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "40")
+    deep = tmp_path / ("a-rather-long-directory-name-" * 3) / "recipe.yaml"
+    deep.parent.mkdir(parents=True)
+    deep.write_text((Path(__file__).parents[1] / "recipes" / "default.yaml").read_text())
+    result = runner.invoke(app, ["validate", str(deep)])
+    assert result.exit_code == 0, result.output
+    assert str(deep) in result.output
+    assert len(result.output.strip().splitlines()) == 1
 
 
 def test_validate_reports_a_typo_with_a_suggestion(tmp_path):
