@@ -9,7 +9,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from compress.data.batching import iterate_batches
+from compress.data.batching import in_input_order, iterate_batches
 from compress.models.forward import classifier_logits
 
 
@@ -37,11 +37,11 @@ def teacher_logits(
 ) -> torch.Tensor:
     """Teacher logits for every example, computed once (the teacher's forward is the expensive part)."""
     teacher.eval()
-    chunks = [
-        classifier_logits(teacher, torch.from_numpy(ids), torch.from_numpy(mask)).float()
-        for ids, mask, _ in iterate_batches(encoded, None, batch_size, pad_id)
-    ]
-    return torch.cat(chunks)
+    indices, chunks = [], []
+    for index, ids, mask in iterate_batches(encoded, batch_size, pad_id):
+        indices.append(index)
+        chunks.append(classifier_logits(teacher, torch.from_numpy(ids), torch.from_numpy(mask)).float().numpy())
+    return torch.from_numpy(in_input_order(indices, chunks))
 
 
 def logits_kd_loss_fn(cached: torch.Tensor, temperature: float, hard_label_weight: float):

@@ -22,7 +22,7 @@ from torch import nn
 
 from compress import distributed
 from compress.checkpoints import load_checkpoint, save_checkpoint
-from compress.data.batching import pad_batch
+from compress.data.batching import bucketed_batches, lengths_of, pad_batch
 from compress.evaluation.accuracy import accuracy, predict_logits
 from compress.evaluation.runners import TorchPredictor
 from compress.models.forward import classifier_logits
@@ -142,6 +142,7 @@ def train_classifier(
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
     scheduler = linear_schedule(optimizer, steps_per_epoch * config.epochs, config.warmup_ratio)
     labels_array = np.asarray(train_labels, dtype=np.int64)
+    lengths = lengths_of(train_ids)
     epochs_without_gain, first_epoch, finished = 0, 1, False
     if saved is not None:
         model.load_state_dict(saved["model"])
@@ -154,11 +155,11 @@ def train_classifier(
         if finished:
             break
         model.train()
-        order = np.random.default_rng(seed + epoch).permutation(len(train_ids))
+        batches = bucketed_batches(lengths, config.batch_size, np.random.default_rng(seed + epoch))
         running = 0.0
         with progress_bar(console, f"{description} epoch {epoch}/{config.epochs}", steps_per_epoch) as bar:
-            for step_index, start in enumerate(range(0, len(order), config.batch_size), start=1):
-                chunk = distributed.shard(order[start : start + config.batch_size])
+            for step_index, batch in enumerate(batches, start=1):
+                chunk = distributed.shard(batch)
                 if chunk is None:
                     continue
                 ids, mask = pad_batch([train_ids[i] for i in chunk], pad_id)

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from compress.data.batching import pad_batch
+from compress.data.batching import in_input_order, iterate_batches, lengths_of
 
 
 @dataclass
@@ -52,24 +52,23 @@ def cache_teacher(
     indices: set[int],
     batch_size: int = 128,
 ) -> TeacherCache:
-    """Run the teacher once over ``encoded`` (in order) and keep logits plus the requested hidden states."""
+    """Run the teacher once over ``encoded`` (in length order, for little padding); keep logits and the requested
+    hidden states in the order of ``encoded``."""
     teacher.eval()
-    lengths = np.asarray([len(x) for x in encoded], dtype=np.int64)
+    lengths = lengths_of(encoded)
     offsets = np.concatenate([[0], np.cumsum(lengths)])
-    logits, hidden = [], {i: [] for i in sorted(indices)}
-    for start in range(0, len(encoded), batch_size):
-        ids, mask = pad_batch(encoded[start : start + batch_size], pad_id)
+    order, logits = [], []
+    hidden = {i: torch.empty(int(offsets[-1]), teacher.config.hidden_size, dtype=torch.float16) for i in indices}
+    for index, ids, mask in iterate_batches(encoded, batch_size, pad_id):
         output = teacher(
             input_ids=torch.from_numpy(ids),
             attention_mask=torch.from_numpy(mask),
             output_hidden_states=bool(indices),
         )
-        logits.append(output.logits.float())
-        valid = torch.from_numpy(mask).bool()
-        for i in hidden:
-            hidden[i].append(output.hidden_states[i][valid].half())
-    return TeacherCache(
-        logits=torch.cat(logits),
-        hidden={i: torch.cat(chunks) for i, chunks in hidden.items()},
-        offsets=offsets,
-    )
+        order.append(index)
+        logits.append(output.logits.float().numpy())
+        for i, flat in hidden.items():
+            states = output.hidden_states[i]
+            for row, example in enumerate(index):
+                flat[offsets[example] : offsets[example + 1]] = states[row, : lengths[example]]
+    return TeacherCache(logits=torch.from_numpy(in_input_order(order, logits)), hidden=hidden, offsets=offsets)

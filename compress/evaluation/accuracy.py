@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextlib import nullcontext
 
 import numpy as np
 from rich.console import Console
 
-from compress.data.batching import iterate_batches, num_batches
+from compress.data.batching import in_input_order, iterate_batches, num_batches
 from compress.evaluation.runners import Predictor
 from compress.progress import progress_bar, step
 
@@ -21,15 +22,15 @@ def predict_logits(
     description: str = "predicting",
 ) -> np.ndarray:
     """Logits for every encoded text, in order."""
-    outputs = []
-    batches = iterate_batches(encoded, None, batch_size, pad_id)
-    if console is None:
-        return np.concatenate([predictor.logits(ids, mask) for ids, mask, _ in batches])
-    with progress_bar(console, description, num_batches(len(encoded), batch_size)) as bar:
-        for ids, mask, _ in batches:
+    indices, outputs = [], []
+    batches = iterate_batches(encoded, batch_size, pad_id)
+    with progress_bar(console, description, num_batches(len(encoded), batch_size)) if console else nullcontext() as bar:
+        for index, ids, mask in batches:
+            indices.append(index)
             outputs.append(predictor.logits(ids, mask))
-            step(bar)
-    return np.concatenate(outputs)
+            if bar is not None:
+                step(bar)
+    return in_input_order(indices, outputs)
 
 
 def accuracy(logits: np.ndarray, labels: Sequence[int]) -> float:
