@@ -59,6 +59,20 @@ def cross_entropy_loss(model: nn.Module, ids: torch.Tensor, mask: torch.Tensor, 
     return nn.functional.cross_entropy(classifier_logits(model, ids, mask), labels)
 
 
+def make_optimizer(model: nn.Module, config: TrainingConfig) -> torch.optim.AdamW:
+    """AdamW over the trainable parameters, with the fused kernel where torch has one for them.
+
+    The default (for-loop) AdamW costs ~0.5 s per step on 2 CPU cores for MiniLM's 11.7M embedding
+    parameters alone; the fused kernel does the same update about 15x faster.
+    """
+    parameters = [p for p in model.parameters() if p.requires_grad]
+    options = {"lr": config.learning_rate, "weight_decay": config.weight_decay}
+    try:
+        return torch.optim.AdamW(parameters, fused=True, **options)
+    except (RuntimeError, TypeError):  # a device or dtype without a fused kernel
+        return torch.optim.AdamW(parameters, **options)
+
+
 def linear_schedule(optimizer: torch.optim.Optimizer, total_steps: int, warmup_ratio: float):
     warmup = max(1, math.ceil(total_steps * warmup_ratio))
 
@@ -139,7 +153,7 @@ def train_classifier(
     if config.epochs == 0 or not train_ids:
         return best
     steps_per_epoch = math.ceil(len(train_ids) / config.batch_size)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
+    optimizer = make_optimizer(model, config)
     scheduler = linear_schedule(optimizer, steps_per_epoch * config.epochs, config.warmup_ratio)
     labels_array = np.asarray(train_labels, dtype=np.int64)
     lengths = lengths_of(train_ids)

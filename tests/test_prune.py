@@ -257,3 +257,29 @@ def test_prune_stage_exports_quantizes_and_reloads(tiny_recipe, tmp_path):
     reloaded = run_recipe(parse_recipe(again, "again.yaml"), out=tmp_path / "again")
     loaded = load_model(reloaded.run_dir / "stages" / "00-input" / "model")
     assert shape_summary(loaded) == pruned["info"]["pruning"]["after"]
+
+
+def test_non_uniform_heads_fuse_into_attention_with_each_layers_head_count(tmp_path):
+    import numpy as np
+    import onnx
+
+    from compress.evaluation.runners import OnnxPredictor
+    from compress.exporting import export_onnx
+    from compress.fusion import explicit_head_counts, fuse_transformer
+
+    model = tiny_model("bert", layers=2)
+    calibration = [(*batch(seed=5, n=8), torch.tensor([0, 1] * 4))]
+    shapes = prune(model, calibration, heads=3, scope="global", importance="taylor")["after"]
+    assert len(set(shapes["heads"])) > 1, shapes
+    ids, mask = (t.numpy() for t in batch(seed=3))
+    source = export_onnx(model, (ids, mask), tmp_path / "model.onnx", 17)
+    graph = onnx.load(str(source))
+    assert explicit_head_counts(graph) == 3 * 2  # Q, K and V of both layers
+    info = fuse_transformer(source, tmp_path / "fused.onnx", [(ids, mask)], 1e-4)
+    assert info["used"] and info["fused_operators"]["Attention"] == 2, info
+    fused = onnx.load(str(tmp_path / "fused.onnx")).graph.node
+    heads = [next(a.i for a in n.attribute if a.name == "num_heads") for n in fused if n.op_type == "Attention"]
+    assert heads == shapes["heads"]
+    np.testing.assert_allclose(
+        OnnxPredictor(tmp_path / "fused.onnx").logits(ids, mask), logits(model, *batch(seed=3)).numpy(), atol=1e-4
+    )

@@ -30,6 +30,7 @@ from compress.quantization.calibration import (
     check_calibration_ranges,
 )
 from compress.quantization.graph import check_scales, matmul_groups
+from compress.variants import Variant
 
 RELATIVE_TOLERANCE = 0.35
 INPUTS = ["input_ids", "attention_mask"]
@@ -316,13 +317,40 @@ def test_accuracy_aware_stage_records_trials_in_the_report(tiny_recipe, tmp_path
 
 
 def test_fusion_is_checked_and_then_quantized(tiny_onnx, tmp_path):
-    from compress.quantization.fusion import fuse_transformer
+    from compress.fusion import fuse_transformer
 
     info = fuse_transformer(tiny_onnx["path"], tmp_path / "fused.onnx", [tiny_onnx["batch"]], 1e-3)
     assert info["used"] and info["fused_operators"].get("SkipLayerNormalization", 0) > 0
     assert info["max_abs_logit_diff"] < 1e-4
     out = quantize_onnx(tmp_path / "fused.onnx", tmp_path / "q.onnx", OrtQuantSettings(mode="dynamic"))
     assert relative_error(out, tiny_onnx["path"], tiny_onnx["batch"]) < RELATIVE_TOLERANCE
+
+
+def _exported(result) -> Variant:
+    state = json.loads((result.run_dir / "state.json").read_text())
+    return Variant.from_record(next(v for v in state["variants"] if v["name"] == "teacher-onnx"))
+
+
+def test_export_can_fuse_and_keeps_the_fused_graph_only_when_it_agrees(tiny_recipe, tmp_path):
+    from compress.pipeline import run_recipe
+
+    stages = [{"export": {"optimize": True, "check_examples": 8}}]
+    variant = _exported(run_recipe(parse_recipe(tiny_recipe(stages), "tiny.yaml"), out=tmp_path / "run"))
+    fusion = variant.info["optimization"]
+    assert fusion["used"] and variant.path.name == "fused.onnx"
+    ops = {node.op_type for node in onnx.load(str(variant.path)).graph.node}
+    assert {"SkipLayerNormalization", "BiasGelu", "Attention"} <= ops
+    unfused = variant.path.with_name("model.onnx")
+    texts = [row[0] for row in synthetic_rows(16, seed=5)]
+    encoder = TextEncoder.from_dir(variant.tokenizer_dir, 32)
+    batch = pad_batch(encoder.encode(texts), encoder.pad_id)
+    np.testing.assert_allclose(
+        OnnxPredictor(variant.path).logits(*batch), OnnxPredictor(unfused).logits(*batch), atol=1e-4
+    )
+
+    strict = [{"export": {"optimize": True, "optimize_tolerance": 1e-12, "check_examples": 8}}]
+    variant = _exported(run_recipe(parse_recipe(tiny_recipe(strict), "tiny.yaml"), out=tmp_path / "strict"))
+    assert variant.info["optimization"]["used"] is False and variant.path.name == "model.onnx"
 
 
 @pytest.mark.integration  # torch.export + PT2E take ~30 s on 2 busy cores, even for a tiny model

@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 from compress.context import RunContext
-from compress.data.batching import pad_batch
 from compress.data.tokenization import TextEncoder
 from compress.errors import StageError
 from compress.evaluation.accuracy import accuracy, predict_logits
@@ -77,8 +76,8 @@ def _variant(
 
 
 def quantize_onnx_variant(stage_id: str, cfg, current: Variant, ctx: RunContext) -> Variant:
+    from compress.fusion import fuse_checked
     from compress.quantization.accuracy_aware import AccuracyAwareSearch
-    from compress.quantization.fusion import fuse_transformer
     from compress.quantization.ort import quantize_onnx
 
     if not current.is_onnx:
@@ -89,18 +88,7 @@ def quantize_onnx_variant(stage_id: str, cfg, current: Variant, ctx: RunContext)
     info: dict[str, Any] = cfg.model_dump(exclude={"name", "compile"})
     source = current.path
     if cfg.optimize:
-        batches = [
-            pad_batch(encoder.encode(ctx.task.test.texts[i : i + 16]), encoder.pad_id) for i in (0, 16, 32)
-        ]
-        fused = fuse_transformer(source, stage_dir / "fused.onnx", batches, cfg.optimize_tolerance)
-        info["optimization"] = fused
-        ctx.console.print(
-            f"    fusion: {fused['fused_operators'] or 'nothing fused'}; "
-            f"max |logit diff| {fused['max_abs_logit_diff']:.2e}"
-            + ("" if fused["used"] else f"; kept the unfused graph ({fused['reason']})")
-        )
-        if fused["used"]:
-            source = stage_dir / "fused.onnx"
+        source, info["optimization"] = fuse_checked(source, stage_dir, encoder, ctx, cfg.optimize_tolerance)
     names = [i.name for i in OnnxPredictor(source).session.get_inputs()]
     reader = calibration_reader(settings, encoder, ctx, names) if settings.mode == "static" else None
     target = stage_dir / "model.onnx"

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from compress.registry import ONNX, TORCH, Stage, StageConfig, register_stage
+from compress.fusion import FusionOptions
+from compress.registry import ONNX, TORCH, Stage, register_stage
 
 
-class ExportConfig(StageConfig):
+class ExportConfig(FusionOptions):
     opset: int = Field(17, ge=14, le=21, description="ONNX opset version.")
     tolerance: float = Field(1e-3, gt=0, description="Largest allowed |logit difference| vs PyTorch.")
     check_examples: int = Field(64, ge=1, description="Test texts used for the agreement check.")
@@ -25,6 +26,7 @@ class Export(Stage):
     def run(self, current, ctx):
         from compress.data.batching import pad_batch
         from compress.exporting import check_agreement, export_onnx, max_output_difference
+        from compress.fusion import fuse_checked
         from compress.outputs import base_name, inherited_info
         from compress.variants import Variant
 
@@ -37,6 +39,11 @@ class Export(Stage):
         worst = max_output_difference(model, target, encoded, encoder.pad_id)
         check_agreement(worst, self.config.tolerance, f"export of {current.name!r}")
         ctx.console.print(f"    max |logit diff| vs PyTorch on {len(texts)} texts: {worst:.2e}")
+        info = {**inherited_info(current.info), "max_abs_logit_diff_vs_torch": worst, "opset": self.config.opset}
+        if self.config.optimize:
+            target, info["optimization"] = fuse_checked(
+                target, ctx.stage_dir(self.id), encoder, ctx, self.config.optimize_tolerance
+            )
         return Variant(
             name=self.config.name or f"{base_name(current.name)}-onnx",
             runtime=ONNX,
@@ -44,6 +51,6 @@ class Export(Stage):
             path=target,
             tokenizer_dir=current.tokenizer_dir,
             stage=self.id,
-            info={**inherited_info(current.info), "max_abs_logit_diff_vs_torch": worst, "opset": self.config.opset},
+            info=info,
         )
 

@@ -6,21 +6,16 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
+from compress.fusion import FusionOptions
 from compress.quantization.settings import OrtQuantSettings
 from compress.registry import ONNX, TORCH, Stage, register_stage
 
 
-class QuantizeConfig(OrtQuantSettings):
+class QuantizeConfig(OrtQuantSettings, FusionOptions):
     backend: Literal["onnxruntime", "inc"] = Field(
         "onnxruntime",
         description="'onnxruntime' quantizes the ONNX model (deployable bundle); 'inc' quantizes the PyTorch "
         "model with Intel Neural Compressor 3.x PT2E (put it before export).",
-    )
-    optimize: bool = Field(
-        False, description="Fuse attention/LayerNorm/GELU first (ORT transformer optimizer)."
-    )
-    optimize_tolerance: float = Field(
-        1e-3, gt=0, description="Largest |logit diff| allowed for the fused graph."
     )
     max_accuracy_drop: float | None = Field(
         None, ge=0, description="Accuracy-aware mode: largest allowed dev-accuracy drop vs FP32, in points."
