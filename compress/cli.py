@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from functools import wraps
 from pathlib import Path
@@ -19,7 +20,10 @@ app = typer.Typer(
     help="Compress trained Transformers for edge devices: prune, distill, quantize, validate, report.",
     pretty_exceptions_enable=False,
 )
-console = Console(soft_wrap=True)  # paths in messages must never be broken across lines
+# Paths in messages must never be broken across lines; tables piped to a file or log get room for
+# their columns (rich would otherwise squeeze them into 80).
+PIPED_WIDTH = 160
+console = Console(soft_wrap=True, width=None if sys.stdout.isatty() or os.environ.get("COLUMNS") else PIPED_WIDTH)
 err_console = Console(stderr=True, soft_wrap=True)
 _state = {"debug": False}
 
