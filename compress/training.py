@@ -12,7 +12,7 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -43,6 +43,11 @@ class TrainingConfig(StageConfig):
     weight_decay: float = Field(0.01, ge=0, lt=1)
     patience: int = Field(1, ge=0, description="Epochs without dev improvement before stopping early (0: never).")
     max_train_examples: int | None = Field(None, ge=1, description="Train on at most this many examples.")
+    precision: Literal["fp32", "bf16", "auto"] = Field(
+        "fp32",
+        description="Forward passes in bf16 autocast (weights and optimizer stay fp32); 'auto' = bf16 where "
+        "the CPU computes bf16 natively (AVX512-BF16 / AMX), else fp32.",
+    )
 
 
 @dataclass
@@ -57,6 +62,18 @@ class TrainResult:
 
 def cross_entropy_loss(model: nn.Module, ids: torch.Tensor, mask: torch.Tensor, labels: torch.Tensor, _: np.ndarray):
     return nn.functional.cross_entropy(classifier_logits(model, ids, mask), labels)
+
+
+def resolve_precision(precision: str) -> str:
+    """``auto`` -> ``bf16`` where this CPU has native bf16 matrix instructions, else ``fp32``."""
+    if precision != "auto":
+        return precision
+    return "bf16" if torch.ops.mkldnn._is_mkldnn_bf16_supported() else "fp32"
+
+
+def autocast(precision: str):
+    """The forward-pass context for a resolved precision (CPU autocast; a no-op for fp32)."""
+    return torch.autocast("cpu", dtype=torch.bfloat16, enabled=resolve_precision(precision) == "bf16")
 
 
 def make_optimizer(model: nn.Module, config: TrainingConfig) -> torch.optim.AdamW:
@@ -177,9 +194,10 @@ def train_classifier(
                 if chunk is None:
                     continue
                 ids, mask = pad_batch([train_ids[i] for i in chunk], pad_id)
-                loss = loss_fn(
-                    runner, torch.from_numpy(ids), torch.from_numpy(mask), torch.from_numpy(labels_array[chunk]), chunk
-                )
+                with autocast(config.precision):
+                    loss = loss_fn(
+                        runner, torch.from_numpy(ids), torch.from_numpy(mask), torch.from_numpy(labels_array[chunk]), chunk
+                    )
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)

@@ -382,3 +382,14 @@ def test_torchrun_followers_stop_after_the_last_training_stage(monkeypatch, tmp_
     assert distributed.follower_run_dir(tmp_path / "run") is None  # rank 0 writes the real run
     monkeypatch.setenv("RANK", "1")
     assert distributed.follower_run_dir(tmp_path / "run") == tmp_path / "run.rank1"
+
+
+def test_bf16_distillation_learns_as_well_and_records_its_precision(trained_teacher, single_process):
+    train, dev = _task()
+    torch.manual_seed(0)
+    config = DistillConfig(**{**DISTILL, "precision": "bf16"})
+    result = distill(load_model(trained_teacher[0]), train, dev, 0, {0, 2, 3}, 4, config, 0, QUIET)
+    assert result.info["distillation"]["precision"] == "bf16"
+    assert result.info["training"]["best_dev_accuracy"] >= single_process.info["training"]["best_dev_accuracy"] - 0.05
+    assert all(p.dtype == torch.float32 for p in result.student.parameters())  # autocast, not a bf16 model
+    assert single_process.info["distillation"]["precision"] == "fp32"

@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from compress.data.batching import in_input_order, iterate_batches, lengths_of
+from compress.training import autocast
 
 
 @dataclass
@@ -51,6 +52,7 @@ def cache_teacher(
     pad_id: int,
     indices: set[int],
     batch_size: int = 128,
+    precision: str = "fp32",
 ) -> TeacherCache:
     """Run the teacher once over ``encoded`` (in length order, for little padding); keep logits and the requested
     hidden states in the order of ``encoded``."""
@@ -60,11 +62,12 @@ def cache_teacher(
     order, logits = [], []
     hidden = {i: torch.empty(int(offsets[-1]), teacher.config.hidden_size, dtype=torch.float16) for i in indices}
     for index, ids, mask in iterate_batches(encoded, batch_size, pad_id):
-        output = teacher(
-            input_ids=torch.from_numpy(ids),
-            attention_mask=torch.from_numpy(mask),
-            output_hidden_states=bool(indices),
-        )
+        with autocast(precision):
+            output = teacher(
+                input_ids=torch.from_numpy(ids),
+                attention_mask=torch.from_numpy(mask),
+                output_hidden_states=bool(indices),
+            )
         order.append(index)
         logits.append(output.logits.float().numpy())
         for i, flat in hidden.items():

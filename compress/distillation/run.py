@@ -19,7 +19,7 @@ from compress.distillation.losses import LOSSES, AttentionLoss, DistillLoss, Hid
 from compress.distillation.student import StudentInit, StudentSpec, build_student, choose_teacher_layers
 from compress.distillation.trainer import DistillationModel, distillation_loss_fn
 from compress.models import architectures
-from compress.training import train_classifier
+from compress.training import resolve_precision, train_classifier
 
 MERGE_SAMPLE = 64
 """Train texts used to fit the merged heads' scale."""
@@ -118,7 +118,7 @@ def distill(
         else []
     )
     indices = set().union(*(loss.teacher_indices() for loss in losses.values()))
-    cache = cache_teacher(teacher, train_ids + extra, pad_id, indices)
+    cache = cache_teacher(teacher, train_ids + extra, pad_id, indices, precision=config.precision)
     teacher_labels = cache.logits[len(train_ids) :].argmax(-1).tolist()
     cached_at = time.perf_counter()
     console.print(
@@ -161,6 +161,7 @@ def distill(
             "augmented_examples": len(extra),
             "teacher_cache_mb": round(cache.nbytes / 1e6, 1),
             "teacher_cache_seconds": round(cached_at - started, 1),
+            "precision": resolve_precision(config.precision),
             "seconds": round(time.perf_counter() - started, 1),
         },
         "training": result.to_dict(),
