@@ -123,7 +123,7 @@ def distill(
     cached_at = time.perf_counter()
     console.print(
         f"    teacher cached for {len(train_ids) + len(extra)} examples ({len(extra)} augmented): "
-        f"{cache.nbytes / 1e6:.0f} MB in {cached_at - started:.0f} s"
+        f"{cache.nbytes / 1e6:.1f} MB in {cached_at - started:.0f} s ({resolve_precision(config.precision)})"
     )
     model = DistillationModel(student, losses, config.losses)
     model.cache = cache
