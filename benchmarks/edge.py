@@ -2,7 +2,7 @@
 
     python benchmarks/edge.py                          # recipes/edge.yaml -> runs/edge-<time>, reports/edge/
     python benchmarks/edge.py --run-dir runs/edge-x    # reuse (or resume) a run directory
-    python benchmarks/edge.py --recipe recipes/edge-spam.yaml --set data.limit=2000
+    python benchmarks/edge.py --set data.dataset=spam_assassin --reports reports/edge-spam   # second task
 
 Latency ratios come from one run with the variants timed interleaved; absolute milliseconds on a
 shared machine are noisy, the ratios much less so.
