@@ -45,14 +45,12 @@ def main(teacher_dir: str, sweep_path: str, out_path: str = "reports/distill-int
     teacher_test = predict_logits(TorchPredictor(teacher), test_ids, encoder.pad_id).argmax(-1)
     labels = np.asarray(task.test.labels)
     console.print(f"teacher test accuracy {np.mean(teacher_test == labels):.4f}")
-    tokenizer = encoder.tokenizer
-    special = {tokenizer.token_to_id(t) for t in tokenizer.get_vocab() if t.startswith("[")} | {encoder.pad_id}
     for name, options in sweep.items():
         config = DistillConfig.model_validate({**base, **(options or {})})
         console.print(f"[bold]{name}[/]: {config.model_dump(exclude_defaults=True)}")
         started = time.perf_counter()
         result = distill(
-            teacher, train, dev, encoder.pad_id, special, tokenizer.token_to_id("[MASK]"), config, 0, console
+            teacher, train, dev, encoder.pad_id, encoder.special_ids, encoder.mask_id, config, 0, console
         )
         seconds = time.perf_counter() - started
         predicted = predict_logits(TorchPredictor(result.student), test_ids, encoder.pad_id).argmax(-1)

@@ -9,7 +9,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from compress.data.batching import in_input_order, iterate_batches
+from compress.evaluation.accuracy import predict_logits
+from compress.evaluation.runners import TorchPredictor
 from compress.models.forward import classifier_logits
 
 
@@ -31,17 +32,11 @@ def logits_kd_loss(
     return hard_label_weight * F.cross_entropy(student_logits, labels) + (1 - hard_label_weight) * soft
 
 
-@torch.inference_mode()
 def teacher_logits(
     teacher: nn.Module, encoded: Sequence[Sequence[int]], pad_id: int, batch_size: int = 128
 ) -> torch.Tensor:
     """Teacher logits for every example, computed once (the teacher's forward is the expensive part)."""
-    teacher.eval()
-    indices, chunks = [], []
-    for index, ids, mask in iterate_batches(encoded, batch_size, pad_id):
-        indices.append(index)
-        chunks.append(classifier_logits(teacher, torch.from_numpy(ids), torch.from_numpy(mask)).float().numpy())
-    return torch.from_numpy(in_input_order(indices, chunks))
+    return torch.from_numpy(predict_logits(TorchPredictor(teacher), encoded, pad_id, batch_size))
 
 
 def logits_kd_loss_fn(cached: torch.Tensor, temperature: float, hard_label_weight: float):

@@ -393,3 +393,9 @@ def test_bf16_distillation_learns_as_well_and_records_its_precision(trained_teac
     assert result.info["training"]["best_dev_accuracy"] >= single_process.info["training"]["best_dev_accuracy"] - 0.05
     assert all(p.dtype == torch.float32 for p in result.student.parameters())  # autocast, not a bf16 model
     assert single_process.info["distillation"]["precision"] == "fp32"
+
+
+def test_encoder_names_special_and_mask_ids_for_augmentation():
+    encoder = TextEncoder(tiny_tokenizer(), 32)
+    assert encoder.special_ids == {0, 1, 2, 3, 4}  # [PAD] [UNK] [CLS] [SEP] [MASK]
+    assert encoder.mask_id == 4

@@ -12,6 +12,7 @@ from compress.io_utils import atomic_path
 
 TOKENIZER_FILE = "tokenizer.json"
 PAD_TOKENS = ("[PAD]", "<pad>")
+MASK_TOKENS = ("[MASK]", "<mask>")
 
 
 class TextEncoder:
@@ -33,6 +34,16 @@ class TextEncoder:
     @property
     def vocab_size(self) -> int:
         return self.tokenizer.get_vocab_size()
+
+    @property
+    def special_ids(self) -> set[int]:
+        """Ids of the bracketed special tokens (``[CLS]``, ``<s>`` ...) plus the pad id."""
+        vocab = self.tokenizer.get_vocab()
+        return {i for token, i in vocab.items() if token.startswith(("[", "<"))} | {self.pad_id}
+
+    @property
+    def mask_id(self) -> int | None:
+        return next((self.tokenizer.token_to_id(t) for t in MASK_TOKENS if self.tokenizer.token_to_id(t) is not None), None)
 
     def encode(self, texts: Sequence[str]) -> list[list[int]]:
         return [enc.ids for enc in self.tokenizer.encode_batch(list(texts))]

@@ -118,12 +118,13 @@ def distill(
         else []
     )
     indices = set().union(*(loss.teacher_indices() for loss in losses.values()))
-    cache = cache_teacher(teacher, train_ids + extra, pad_id, indices, precision=config.precision)
+    precision = resolve_precision(config.precision)
+    cache = cache_teacher(teacher, train_ids + extra, pad_id, indices, precision=precision)
     teacher_labels = cache.logits[len(train_ids) :].argmax(-1).tolist()
     cached_at = time.perf_counter()
     console.print(
         f"    teacher cached for {len(train_ids) + len(extra)} examples ({len(extra)} augmented): "
-        f"{cache.nbytes / 1e6:.1f} MB in {cached_at - started:.0f} s ({resolve_precision(config.precision)})"
+        f"{cache.nbytes / 1e6:.1f} MB in {cached_at - started:.0f} s ({precision})"
     )
     model = DistillationModel(student, losses, config.losses)
     model.cache = cache
@@ -161,7 +162,7 @@ def distill(
             "augmented_examples": len(extra),
             "teacher_cache_mb": round(cache.nbytes / 1e6, 1),
             "teacher_cache_seconds": round(cached_at - started, 1),
-            "precision": resolve_precision(config.precision),
+            "precision": precision,
             "seconds": round(time.perf_counter() - started, 1),
         },
         "training": result.to_dict(),

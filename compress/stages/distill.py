@@ -24,15 +24,13 @@ class Distill(Stage):
         teacher = current
         encoder = ctx.encoder_for(teacher)
         task = ctx.task
-        tokenizer = encoder.tokenizer
-        special = {tokenizer.token_to_id(t) for t in tokenizer.get_vocab() if t.startswith(("[", "<"))}
         result = distill(
             teacher.module(),
             (encoder.encode(task.train.texts), task.train.labels),
             (encoder.encode(task.dev.texts), task.dev.labels),
             encoder.pad_id,
-            {i for i in special if i is not None} | {encoder.pad_id},
-            tokenizer.token_to_id("[MASK]") or tokenizer.token_to_id("<mask>"),
+            encoder.special_ids,
+            encoder.mask_id,
             self.config,
             ctx.seed,
             ctx.console,
