@@ -285,7 +285,7 @@ DISTILL = {
     "batch_size": 16,
     "patience": 0,
     "losses": {"logits": 1.0, "hidden": 0.5, "attention": 0.5},
-    "augment": {"copies": 1},
+    "augment": {"copies": 1, "replace_with": "neighbours"},
 }
 
 

@@ -1,15 +1,19 @@
 """Teacher-labelled augmentation: perturbed copies of the *train* texts' token ids (never dev or test).
 
-Each non-special token is, independently, masked (``[MASK]``), replaced by a token drawn from the train
-split's own token distribution (so replacements stay in-domain), or dropped. The teacher labels every
-copy, so the student sees more of the teacher's function than the original examples show.
+Each non-special token is, independently, masked (``[MASK]``), replaced, or dropped. A replacement is
+drawn from the train split's own token distribution (``unigram``: replacements stay in-domain), or from
+the token's nearest train-split tokens in the teacher's word-embedding space (``neighbours``, after
+TinyBERT's word replacement: "great" becomes "good" or "terrific" rather than "the", so a copy stays
+close to a sentence the task could contain). The teacher labels every copy, so the student sees more of
+the teacher's function than the original examples show.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
+import torch
 
 
 def augment_ids(
@@ -21,20 +25,50 @@ def augment_ids(
     mask_id: int | None,
     special_ids: set[int],
     seed: int,
+    neighbours: Mapping[int, np.ndarray] | None = None,
 ) -> list[list[int]]:
-    """``copies`` perturbed versions of every example, copy-major (all of copy 1, then all of copy 2 ...)."""
+    """``copies`` perturbed versions of every example, copy-major (all of copy 1, then all of copy 2 ...).
+
+    With ``neighbours`` (token -> candidate tokens, see :func:`embedding_neighbours`) a replaced token is
+    one of its candidates; tokens without candidates fall back to the train split's token distribution.
+    """
     rng = np.random.default_rng(seed)
-    pool = np.asarray([t for ids in encoded for t in ids if t not in special_ids], dtype=np.int64)
+    pool = train_token_pool(encoded, special_ids)
     out: list[list[int]] = []
     for _ in range(copies):
         for ids in encoded:
-            out.append(
-                _perturb(list(ids), rng, pool, mask_prob, replace_prob, drop_prob, mask_id, special_ids)
-            )
+            out.append(_perturb(list(ids), rng, pool, mask_prob, replace_prob, drop_prob, mask_id, special_ids, neighbours))
     return out
 
 
-def _perturb(ids, rng, pool, mask_prob, replace_prob, drop_prob, mask_id, special_ids) -> list[int]:
+def train_token_pool(encoded: Sequence[Sequence[int]], special_ids: set[int]) -> np.ndarray:
+    """Every non-special token occurrence of the split (drawing from it samples the unigram distribution)."""
+    return np.asarray([t for ids in encoded for t in ids if t not in special_ids], dtype=np.int64)
+
+
+def embedding_neighbours(
+    word_embeddings: torch.Tensor, tokens: Sequence[int], k: int, chunk: int = 2048
+) -> dict[int, np.ndarray]:
+    """For each of ``tokens``: the ``k`` other ``tokens`` with the most similar embedding (cosine)."""
+    vocabulary = torch.as_tensor(sorted(set(int(t) for t in tokens)), dtype=torch.long)
+    k = min(k, len(vocabulary) - 1)
+    if k < 1:
+        return {}
+    with torch.no_grad():
+        vectors = torch.nn.functional.normalize(word_embeddings.detach().float()[vocabulary], dim=-1)
+        table: dict[int, np.ndarray] = {}
+        for start in range(0, len(vocabulary), chunk):
+            rows = vectors[start : start + chunk]
+            similarity = rows @ vectors.T
+            own = torch.arange(start, start + len(rows))
+            similarity[torch.arange(len(rows)), own] = -float("inf")  # never a token's own neighbour
+            best = similarity.topk(k, dim=-1).indices
+            for token, candidates in zip(vocabulary[start : start + chunk].tolist(), vocabulary[best].numpy(), strict=True):
+                table[token] = candidates
+    return table
+
+
+def _perturb(ids, rng, pool, mask_prob, replace_prob, drop_prob, mask_id, special_ids, neighbours) -> list[int]:
     result = []
     for token in ids:
         if token in special_ids:
@@ -46,7 +80,9 @@ def _perturb(ids, rng, pool, mask_prob, replace_prob, drop_prob, mask_id, specia
         if draw < drop_prob + mask_prob and mask_id is not None:
             result.append(mask_id)
         elif draw < drop_prob + mask_prob + replace_prob and len(pool):
-            result.append(int(pool[rng.integers(len(pool))]))
+            candidates = neighbours.get(token) if neighbours else None
+            source = candidates if candidates is not None and len(candidates) else pool
+            result.append(int(source[rng.integers(len(source))]))
         else:
             result.append(token)
     return result

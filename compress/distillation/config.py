@@ -15,9 +15,7 @@ Pair = tuple[int, int]
 
 class LossOptions(StageConfig):
     temperature: float = Field(2.0, gt=0, description="Softmax temperature of the logits loss.")
-    hard_label_weight: float = Field(
-        0.5, ge=0, le=1, description="Share of hard-label CE in the logits loss."
-    )
+    hard_label_weight: float = Field(0.5, ge=0, le=1, description="Share of hard-label CE in the logits loss.")
     hidden_layers: list[Pair] | None = Field(
         None,
         description="(student layer, teacher layer) pairs whose outputs are matched (default: init map).",
@@ -26,32 +24,30 @@ class LossOptions(StageConfig):
         None,
         description="(student layer, teacher layer) pairs for relation transfer; default: the last pair.",
     )
-    relation_heads: int | None = Field(
-        None, ge=1, description="Relation heads (default: the teacher's head count)."
-    )
+    relation_heads: int | None = Field(None, ge=1, description="Relation heads (default: the teacher's head count).")
     relations: list[Literal["qk", "qq", "kk", "vv"]] = Field(
         ["qk", "vv"], min_length=1, description="'qk' attention distribution, 'vv' value relation (MiniLM)."
     )
 
 
 class AugmentConfig(StageConfig):
-    copies: int = Field(
-        0, ge=0, le=20, description="Teacher-labelled perturbed copies of each train text (0: off)."
-    )
+    copies: int = Field(0, ge=0, le=20, description="Teacher-labelled perturbed copies of each train text (0: off).")
     mask_prob: float = Field(0.1, ge=0, le=1, description="Per token: replace with [MASK].")
-    replace_prob: float = Field(
-        0.1, ge=0, le=1, description="Per token: replace with a random train-split token."
-    )
+    replace_prob: float = Field(0.1, ge=0, le=1, description="Per token: replace with a random train-split token.")
     drop_prob: float = Field(0.05, ge=0, le=1, description="Per token: delete.")
+    replace_with: Literal["unigram", "neighbours"] = Field(
+        "unigram",
+        description="Replacement token: drawn from the train split's tokens ('unigram'), or one of the "
+        "token's nearest train-split tokens in the teacher's word embeddings ('neighbours').",
+    )
+    neighbours: int = Field(8, ge=1, le=1000, description="Candidates per token for 'neighbours'.")
 
 
 class DistillConfig(TrainingConfig):
     layers: int = Field(2, ge=1, le=48, description="Encoder layers of the student.")
     heads: int = Field(1, ge=1, description="Attention heads per student layer.")
     ffn: int | None = Field(None, ge=1, description="Intermediate (FFN) width; default: the teacher's.")
-    hidden: int | None = Field(
-        None, ge=8, description="Hidden width; default: the teacher's (needed by teacher_layers)."
-    )
+    hidden: int | None = Field(None, ge=8, description="Hidden width; default: the teacher's (needed by teacher_layers).")
     init: Literal["teacher_layers", "random"] = "teacher_layers"
     teacher_layers: Literal["uniform", "first"] | list[int] = Field(
         "uniform",
@@ -62,9 +58,7 @@ class DistillConfig(TrainingConfig):
         description="Merged-head logit scale: 'mean'/'sum' of the heads' logits, 'none' (HF default), "
         "a number c (logits = c * sum), or 'auto' (per layer, best reproduces the teacher layer).",
     )
-    losses: dict[str, float] = Field(
-        {"logits": 1.0}, description="Loss name -> weight (logits, hidden, attention)."
-    )
+    losses: dict[str, float] = Field({"logits": 1.0}, description="Loss name -> weight (logits, hidden, attention).")
     loss_options: LossOptions = LossOptions()
     augment: AugmentConfig = AugmentConfig()
     name: str = Field("student", description="Variant name of the student.")

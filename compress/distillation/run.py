@@ -12,9 +12,9 @@ from rich.console import Console
 from torch import nn
 
 from compress.data.batching import pad_batch
-from compress.distillation.augment import augment_ids
+from compress.distillation.augment import augment_ids, embedding_neighbours, train_token_pool
 from compress.distillation.cache import cache_teacher
-from compress.distillation.config import DistillConfig
+from compress.distillation.config import AugmentConfig, DistillConfig
 from compress.distillation.losses import LOSSES, AttentionLoss, DistillLoss, HiddenLoss, LogitsLoss
 from compress.distillation.student import StudentInit, StudentSpec, build_student, choose_teacher_layers
 from compress.distillation.trainer import DistillationModel, distillation_loss_fn
@@ -45,13 +45,9 @@ def student_spec(config: DistillConfig) -> StudentSpec:
     )
 
 
-def build_losses(
-    config: DistillConfig, teacher: nn.Module, student: nn.Module, init: StudentInit
-) -> dict[str, DistillLoss]:
+def build_losses(config: DistillConfig, teacher: nn.Module, student: nn.Module, init: StudentInit) -> dict[str, DistillLoss]:
     options = config.loss_options
-    mapping = init.teacher_layers or choose_teacher_layers(
-        "uniform", config.layers, teacher.config.num_hidden_layers
-    )
+    mapping = init.teacher_layers or choose_teacher_layers("uniform", config.layers, teacher.config.num_hidden_layers)
     pairs = list(enumerate(mapping))
     losses: dict[str, DistillLoss] = {}
     for name, weight in config.losses.items():
@@ -81,8 +77,31 @@ def _qkv(layer: nn.Module) -> dict[str, nn.Linear]:
 def _relation_heads(teacher: nn.Module, student: nn.Module) -> int:
     """The teacher's head count, or the largest smaller count dividing both widths."""
     widths = (teacher.config.hidden_size, student.config.hidden_size)
-    return next(
-        r for r in range(teacher.config.num_attention_heads, 0, -1) if all(w % r == 0 for w in widths)
+    return next(r for r in range(teacher.config.num_attention_heads, 0, -1) if all(w % r == 0 for w in widths))
+
+
+def augmented_copies(
+    teacher: nn.Module,
+    train_ids: list[Sequence[int]],
+    aug: AugmentConfig,
+    mask_id: int | None,
+    special_ids: set[int],
+    seed: int,
+) -> list[list[int]]:
+    neighbours = None
+    if aug.replace_with == "neighbours" and aug.replace_prob > 0:
+        word_embeddings = architectures.embeddings(teacher).word_embeddings.weight
+        neighbours = embedding_neighbours(word_embeddings, train_token_pool(train_ids, special_ids), aug.neighbours)
+    return augment_ids(
+        train_ids,
+        aug.copies,
+        aug.mask_prob,
+        aug.replace_prob,
+        aug.drop_prob,
+        mask_id,
+        special_ids,
+        seed,
+        neighbours,
     )
 
 
@@ -110,13 +129,7 @@ def distill(
     student, init = build_student(teacher, student_spec(config), sample)
     losses = build_losses(config, teacher, student, init)
     aug = config.augment
-    extra = (
-        augment_ids(
-            train_ids, aug.copies, aug.mask_prob, aug.replace_prob, aug.drop_prob, mask_id, special_ids, seed
-        )
-        if aug.copies
-        else []
-    )
+    extra = augmented_copies(teacher, train_ids, aug, mask_id, special_ids, seed) if aug.copies else []
     indices = set().union(*(loss.teacher_indices() for loss in losses.values()))
     precision = resolve_precision(config.precision)
     cache = cache_teacher(teacher, train_ids + extra, pad_id, indices, precision=precision)

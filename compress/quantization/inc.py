@@ -49,6 +49,26 @@ def _as_tensors(batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.from_numpy(batch[0]), torch.from_numpy(batch[1])
 
 
+def quiet_inc_logger() -> None:
+    """INC sets its logger to ``$LOGLEVEL`` (default INFO) when first imported, after our start-up
+    silencing ran: a run would print ~30 INC INFO/WARNING lines per quantization. Errors still show."""
+    import logging
+    import os
+    import warnings
+
+    previous = os.environ.get("LOGLEVEL")
+    os.environ["LOGLEVEL"] = "ERROR"  # read by INC's logger as it is created
+    try:
+        import neural_compressor.torch.quantization  # noqa: F401
+    finally:
+        if previous is None:
+            os.environ.pop("LOGLEVEL", None)
+        else:
+            os.environ["LOGLEVEL"] = previous
+    logging.getLogger("neural_compressor").setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore", message=".*side effects happened in the model.forward.*")
+
+
 def quantize_pt2e(
     model: nn.Module,
     calibration: Sequence[Batch],
@@ -59,6 +79,7 @@ def quantize_pt2e(
 
     ``tolerable_loss`` is INC's *relative* loss: ``(baseline - accuracy) / baseline``.
     """
+    quiet_inc_logger()
     from neural_compressor.torch.export import export
     from neural_compressor.torch.quantization import (
         StaticQuantConfig,
