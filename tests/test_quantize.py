@@ -354,7 +354,7 @@ def test_export_can_fuse_and_keeps_the_fused_graph_only_when_it_agrees(tiny_reci
 
 
 @pytest.mark.integration  # torch.export + PT2E take ~30 s on 2 busy cores, even for a tiny model
-def test_inc_backend_stage_quantizes_saves_and_reloads(tiny_recipe, tmp_path):
+def test_inc_backend_stage_quantizes_saves_and_reloads(tiny_recipe, tmp_path, capfd):
     import torch
 
     from compress.models.persistence import load_model
@@ -368,6 +368,8 @@ def test_inc_backend_stage_quantizes_saves_and_reloads(tiny_recipe, tmp_path):
         {"report": {}},
     ]
     result = run_recipe(parse_recipe(tiny_recipe(stages), "tiny.yaml"), out=tmp_path / "run")
+    printed = capfd.readouterr()
+    assert "[INFO]" not in printed.out + printed.err  # INC's own log is silenced (it printed ~30 lines)
     variants = {v["name"]: v for v in result.report["variants"]}
     teacher, quantized = variants["teacher"], variants["teacher-inc-int8"]
     assert (quantized["runtime"], quantized["precision"]) == ("torch", "int8")
