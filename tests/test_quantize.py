@@ -324,6 +324,11 @@ def test_fusion_is_checked_and_then_quantized(tiny_onnx, tmp_path):
     assert info["max_abs_logit_diff"] < 1e-4
     out = quantize_onnx(tmp_path / "fused.onnx", tmp_path / "q.onnx", OrtQuantSettings(mode="dynamic"))
     assert relative_error(out, tiny_onnx["path"], tiny_onnx["batch"]) < RELATIVE_TOLERANCE
+    # the word-embedding lookup stays a Gather, so INT8 still stores the embeddings in 8 bits
+    ops = {node.op_type for node in onnx.load(str(out)).graph.node}
+    assert "EmbedLayerNormalization" not in ops
+    unfused = quantize_onnx(tiny_onnx["path"], tmp_path / "q-unfused.onnx", OrtQuantSettings(mode="dynamic"))
+    assert out.stat().st_size <= unfused.stat().st_size * 1.05
 
 
 def _exported(result) -> Variant:
