@@ -10,7 +10,9 @@ import warnings
 def silence_library_noise() -> None:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
-    for name in ("torchao", "torch.utils._pytree", "torch.onnx", "neural_compressor"):
+    # neural_compressor is not listed: INC resets its logger from $LOGLEVEL as it is imported, so
+    # compress.quantization.inc.quiet_inc_logger silences it there.
+    for name in ("torchao", "torch.utils._pytree", "torch.onnx"):
         logging.getLogger(name).setLevel(logging.ERROR)
     warnings.filterwarnings("ignore", category=FutureWarning)
     warnings.filterwarnings("ignore", category=DeprecationWarning)

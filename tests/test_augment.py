@@ -57,7 +57,7 @@ def test_embedding_neighbours_are_the_most_similar_other_tokens():
 def test_neighbour_replacement_draws_a_tokens_candidates_or_falls_back_to_the_pool():
     neighbours = {10: np.array([50, 51]), 11: np.array([60])}
     out = _augment(copies=30, replace=1.0, neighbours=neighbours)
-    first = [ids for ids in out[0::2]]  # copies of [cls 10 11 12 sep]
+    first = out[0::2]  # copies of [cls 10 11 12 sep]
     assert {ids[1] for ids in first} == {50, 51}
     assert {ids[2] for ids in first} == {60}
     assert {ids[3] for ids in first} <= {10, 11, 12, 13}  # 12 has no candidates: the unigram pool

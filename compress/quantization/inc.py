@@ -65,7 +65,8 @@ def quiet_inc_logger() -> None:
             os.environ.pop("LOGLEVEL", None)
         else:
             os.environ["LOGLEVEL"] = previous
-    logging.getLogger("neural_compressor").setLevel(logging.ERROR)
+    logging.getLogger("neural_compressor").setLevel(logging.ERROR)  # also when INC was imported earlier
+    # set here, at the point of use, so it holds even where warning filters were reset since start-up
     warnings.filterwarnings("ignore", message=".*side effects happened in the model.forward.*")
 
 
