@@ -68,3 +68,26 @@ def test_neighbour_augmentation_is_validated_in_recipes():
     assert AugmentConfig(replace_with="neighbours", neighbours=4).neighbours == 4
     with pytest.raises(ValueError, match="replace_with"):
         AugmentConfig(replace_with="synonyms")
+
+
+def test_span_sampling_keeps_a_contiguous_run_of_words_between_the_special_tokens():
+    source = [2, 10, 11, 12, 13, 14, 3]
+    out = augment_ids([source], 200, 0.0, 0.0, 0.0, MASK, SPECIAL, 0, span_prob=1.0)
+    lengths = set()
+    for ids in out:
+        assert ids[0] == 2 and ids[-1] == 3
+        words = ids[1:-1]
+        first = source.index(words[0])
+        assert words == source[first : first + len(words)]  # contiguous, in order
+        lengths.add(len(words))
+    assert lengths == {1, 2, 3, 4, 5}  # every span length from one word to the whole text
+
+
+def test_span_probability_sets_the_share_of_cut_copies_and_zero_changes_nothing():
+    source = [2, 10, 11, 12, 13, 14, 3]
+    out = augment_ids([source], 2000, 0.0, 0.0, 0.0, MASK, SPECIAL, 0, span_prob=0.3)
+    cut = np.mean([len(ids) < len(source) for ids in out])
+    assert 0.2 < cut < 0.3  # 30% are cut, and a fifth of those keep every word
+    perturbed = _augment(copies=3, mask=0.3, replace=0.3, drop=0.2, seed=5)
+    assert augment_ids(TRAIN, 3, 0.3, 0.3, 0.2, MASK, SPECIAL, 5, span_prob=0.0) == perturbed
+    assert augment_ids([[2, 10, 3]], 5, 0.0, 0.0, 0.0, MASK, SPECIAL, 0, span_prob=1.0) == [[2, 10, 3]] * 5

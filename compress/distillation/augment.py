@@ -4,7 +4,10 @@ Each non-special token is, independently, masked (``[MASK]``), replaced, or drop
 drawn from the train split's own token distribution (``unigram``: replacements stay in-domain), or from
 the token's nearest train-split tokens in the teacher's word-embedding space (``neighbours``, after
 TinyBERT's word replacement: "great" becomes "good" or "terrific" rather than "the", so a copy stays
-close to a sentence the task could contain). The teacher labels every copy, so the student sees more of
+close to a sentence the task could contain). With ``span_prob`` a copy is cut down to a random
+contiguous span of its words (n-gram sampling, after Tang et al. 2019: "a three-hour cinema master
+class" -> "cinema master"), which shows the student how the teacher scores phrases, not only whole
+sentences, the way SST's phrase labels do. The teacher labels every copy, so the student sees more of
 the teacher's function than the original examples show.
 """
 
@@ -26,19 +29,40 @@ def augment_ids(
     special_ids: set[int],
     seed: int,
     neighbours: Mapping[int, np.ndarray] | None = None,
+    span_prob: float = 0.0,
 ) -> list[list[int]]:
     """``copies`` perturbed versions of every example, copy-major (all of copy 1, then all of copy 2 ...).
 
     With ``neighbours`` (token -> candidate tokens, see :func:`embedding_neighbours`) a replaced token is
     one of its candidates; tokens without candidates fall back to the train split's token distribution.
+    With probability ``span_prob`` a perturbed copy keeps only a random span of its words (length uniform
+    in 1..all), special tokens around it kept.
     """
     rng = np.random.default_rng(seed)
     pool = train_token_pool(encoded, special_ids)
     out: list[list[int]] = []
     for _ in range(copies):
         for ids in encoded:
-            out.append(_perturb(list(ids), rng, pool, mask_prob, replace_prob, drop_prob, mask_id, special_ids, neighbours))
+            copy = _perturb(list(ids), rng, pool, mask_prob, replace_prob, drop_prob, mask_id, special_ids, neighbours)
+            if span_prob > 0 and rng.random() < span_prob:  # no draw when off: earlier runs stay reproducible
+                copy = random_span(copy, rng, special_ids)
+            out.append(copy)
     return out
+
+
+def random_span(ids: list[int], rng: np.random.Generator, special_ids: set[int]) -> list[int]:
+    """The leading and trailing special tokens around a random contiguous span of the words between them."""
+    start, end = 0, len(ids)
+    while start < end and ids[start] in special_ids:
+        start += 1
+    while end > start and ids[end - 1] in special_ids:
+        end -= 1
+    words = end - start
+    if words < 2:
+        return ids
+    length = int(rng.integers(1, words + 1))
+    offset = start + int(rng.integers(0, words - length + 1))
+    return ids[:start] + ids[offset : offset + length] + ids[end:]
 
 
 def train_token_pool(encoded: Sequence[Sequence[int]], special_ids: set[int]) -> np.ndarray:

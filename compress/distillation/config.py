@@ -41,6 +41,9 @@ class AugmentConfig(StageConfig):
         "token's nearest train-split tokens in the teacher's word embeddings ('neighbours').",
     )
     neighbours: int = Field(8, ge=1, le=1000, description="Candidates per token for 'neighbours'.")
+    span_prob: float = Field(
+        0.0, ge=0, le=1, description="Per copy: keep only a random contiguous span of its words (n-gram sampling)."
+    )
 
 
 class DistillConfig(TrainingConfig):

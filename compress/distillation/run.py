@@ -102,6 +102,7 @@ def augmented_copies(
         special_ids,
         seed,
         neighbours,
+        span_prob=aug.span_prob,
     )
 
 
