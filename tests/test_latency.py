@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
+from collections import Counter
+
 import numpy as np
 import pytest
 from rich.console import Console
@@ -39,12 +42,27 @@ def test_percentiles_and_mean_checked_by_hand():
 
 
 def test_interleaving_rotates_who_goes_first():
-    assert interleaved_order(["a", "b", "c"], 4) == [
+    assert interleaved_order(["a", "b", "c"], 7) == [
         ["a", "b", "c"],
         ["b", "c", "a"],
         ["c", "a", "b"],
-        ["a", "b", "c"],
+        ["c", "b", "a"],
+        ["a", "c", "b"],
+        ["b", "a", "c"],
+        ["a", "b", "c"],  # the design repeats
     ]
+    assert interleaved_order([], 2) == [[], []] and interleaved_order(["a"], 2) == [["a"], ["a"]]
+
+
+@pytest.mark.parametrize("n", [2, 3, 4, 5, 6, 7])
+def test_every_variant_follows_every_other_equally_often(n):
+    names = [str(i) for i in range(n)]
+    cycle = n if n % 2 == 0 else 2 * n
+    orders = interleaved_order(names, cycle)
+    assert all(sorted(order) == names for order in orders)
+    assert Counter(order[0] for order in orders) == {name: cycle // n for name in names}
+    neighbours = Counter(pair for order in orders for pair in itertools.pairwise(order))
+    assert len(neighbours) == n * (n - 1) and set(neighbours.values()) == {cycle // n}
 
 
 class Recorder:

@@ -1,7 +1,8 @@
 """Latency statistics and interleaved measurement of several variants in one run.
 
-Shared 2-core machines swing by 2x between runs, so variants are measured round by round
-(A B C, B C A, ...) after a warm-up, and ratios are only ever taken between numbers of one run.
+Shared 2-core machines swing by 2x between runs, so variants are measured round by round (every
+variant once per round, in a balanced order) after a warm-up, and ratios are only ever taken between
+numbers of one run.
 """
 
 from __future__ import annotations
@@ -74,9 +75,27 @@ class LatencyStats:
 
 
 def interleaved_order(names: Sequence[str], rounds: int) -> list[list[str]]:
-    """Round ``r`` starts at variant ``r mod n``: no variant always runs first (or after the same one)."""
+    """Round orders from a Williams design (a balanced Latin square, repeated): over each cycle every
+    variant runs first equally often and right after every other variant equally often.
+
+    What one runtime leaves behind for the next call (PyTorch's OpenMP threads still spinning, a cache
+    filled with other weights) costs the next variant a roughly fixed time; a plain rotation (A B C, B C A,
+    ...) always puts the same neighbour in front of a variant, which skews the ratios of the fastest ones.
+    """
     n = len(names)
-    return [[names[(r + i) % n] for i in range(n)] for r in range(rounds)]
+    if n == 0:
+        return [[] for _ in range(rounds)]
+    first, low, high = [0], 1, n - 1
+    while len(first) < n:
+        first.append(low)
+        low += 1
+        if len(first) < n:
+            first.append(high)
+            high -= 1
+    square = [[(i + r) % n for i in first] for r in range(n)]
+    if n % 2:  # odd n needs the mirrored square too for every ordered pair to appear
+        square += [row[::-1] for row in square]
+    return [[names[i] for i in square[r % len(square)]] for r in range(rounds)]
 
 
 def time_call(predictor: Predictor, inputs: tuple[np.ndarray, np.ndarray]) -> float:
