@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import time
 from collections import Counter
 
 import numpy as np
@@ -75,6 +76,7 @@ class Recorder:
 
     def logits(self, input_ids, attention_mask):
         self.log.append(self.name)
+        self.called_at = getattr(self, "called_at", []) + [time.perf_counter()]
         return np.zeros((input_ids.shape[0], 2), dtype=np.float32)
 
     def synchronize(self) -> None:
@@ -89,6 +91,19 @@ def test_measure_interleaved_warms_up_then_alternates():
     )
     assert log == ["a", "a", "b", "b", "a", "b", "b", "a", "a", "b"]
     assert len(stats["a"].samples_ms) == 3 and stats["a"].batch_size == 2
+
+
+def test_each_timed_call_waits_for_the_previous_calls_threads_to_settle():
+    log: list[str] = []
+    inputs = (np.ones((1, 4), dtype=np.int64), np.ones((1, 4), dtype=np.int64))
+    recorders = {n: Recorder(n, log) for n in ("a", "b")}
+    measure_interleaved(recorders, {"a": inputs, "b": inputs}, warmup=0, rounds=4, settle_ms=20)
+    calls = sorted(t for r in recorders.values() for t in r.called_at)
+    assert len(calls) == 8 and min(np.diff(calls)) >= 0.019
+    recorders = {n: Recorder(n, log) for n in ("a", "b")}
+    measure_interleaved(recorders, {"a": inputs, "b": inputs}, warmup=0, rounds=4, settle_ms=0)
+    calls = sorted(t for r in recorders.values() for t in r.called_at)
+    assert max(np.diff(calls)) < 0.019
 
 
 def test_paired_ratio_uses_the_same_rounds_and_flags_wide_spreads():

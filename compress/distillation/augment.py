@@ -43,10 +43,10 @@ def augment_ids(
     out: list[list[int]] = []
     for _ in range(copies):
         for ids in encoded:
-            copy = _perturb(list(ids), rng, pool, mask_prob, replace_prob, drop_prob, mask_id, special_ids, neighbours)
+            perturbed = _perturb(list(ids), rng, pool, mask_prob, replace_prob, drop_prob, mask_id, special_ids, neighbours)
             if span_prob > 0 and rng.random() < span_prob:  # no draw when off: earlier runs stay reproducible
-                copy = random_span(copy, rng, special_ids)
-            out.append(copy)
+                perturbed = random_span(perturbed, rng, special_ids)
+            out.append(perturbed)
     return out
 
 

@@ -12,7 +12,7 @@ from rich.console import Console
 from compress.data.dataset import TextDataset
 from compress.data.tokenization import TextEncoder
 from compress.evaluation.accuracy import accuracy, predict_logits
-from compress.evaluation.latency import measure_interleaved, percentile
+from compress.evaluation.latency import SETTLE_MS, measure_interleaved, percentile
 from compress.evaluation.runners import (
     DEFAULT_RUNTIMES,
     RUNTIMES,
@@ -37,6 +37,12 @@ class LatencySettings(BaseModel):
     )
     warmup: int = Field(5, ge=0, description="Untimed calls per variant before measuring.")
     rounds: int = Field(30, ge=3, description="Timed rounds; each round runs every variant once, interleaved.")
+    settle_ms: float = Field(
+        SETTLE_MS,
+        ge=0,
+        le=1000,
+        description="Pause before each timed call, so no call pays for the previous runtime's spinning threads.",
+    )
     devices: list[Literal["cpu", "cuda"]] = Field(["cpu"], min_length=1)
     runtimes: list[RuntimeName] = Field(
         list(DEFAULT_RUNTIMES),
@@ -163,7 +169,12 @@ def measure_latency(
                     continue
                 with progress_bar(console, f"latency {device} {key}", settings.rounds) as bar:
                     stats = measure_interleaved(
-                        usable, inputs, settings.warmup, settings.rounds, on_round=lambda: step(bar)
+                        usable,
+                        inputs,
+                        settings.warmup,
+                        settings.rounds,
+                        on_round=lambda: step(bar),
+                        settle_ms=settings.settle_ms,
                     )
                 for name, value in stats.items():
                     rows[name]["latency_ms"].setdefault(device, {})[key] = value.to_dict()
