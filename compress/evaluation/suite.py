@@ -12,7 +12,7 @@ from rich.console import Console
 from compress.data.dataset import TextDataset
 from compress.data.tokenization import TextEncoder
 from compress.evaluation.accuracy import accuracy, predict_logits
-from compress.evaluation.latency import SETTLE_MS, measure_interleaved, percentile
+from compress.evaluation.latency import measure_interleaved, percentile
 from compress.evaluation.runners import (
     DEFAULT_RUNTIMES,
     RUNTIMES,
@@ -37,11 +37,10 @@ class LatencySettings(BaseModel):
     )
     warmup: int = Field(5, ge=0, description="Untimed calls per variant before measuring.")
     rounds: int = Field(30, ge=3, description="Timed rounds; each round runs every variant once, interleaved.")
-    settle_ms: float = Field(
-        SETTLE_MS,
-        ge=0,
-        le=1000,
-        description="Pause before each timed call, so no call pays for the previous runtime's spinning threads.",
+    primed: bool = Field(
+        True,
+        description="Run each model once, untimed, right before each timed call, so no call pays for the "
+        "previous model's threads (doubles the calls).",
     )
     devices: list[Literal["cpu", "cuda"]] = Field(["cpu"], min_length=1)
     runtimes: list[RuntimeName] = Field(
@@ -174,7 +173,7 @@ def measure_latency(
                         settings.warmup,
                         settings.rounds,
                         on_round=lambda: step(bar),
-                        settle_ms=settings.settle_ms,
+                        primed=settings.primed,
                     )
                 for name, value in stats.items():
                     rows[name]["latency_ms"].setdefault(device, {})[key] = value.to_dict()
