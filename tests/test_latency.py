@@ -81,24 +81,21 @@ class Recorder:
         pass
 
 
-def test_measure_interleaved_warms_up_then_alternates():
+@pytest.mark.parametrize(
+    ("primed", "expected"),
+    [
+        (False, ["a", "a", "b", "b", "a", "b", "b", "a", "a", "b"]),  # warm-up, then the rounds alternate
+        (True, ["a", "a", "b", "b", "a", "a", "b", "b", "b", "b", "a", "a", "a", "a", "b", "b"]),  # each timed call primed
+    ],
+)
+def test_measure_interleaved_warms_up_then_alternates(primed, expected):
     log: list[str] = []
     inputs = (np.ones((2, 4), dtype=np.int64), np.ones((2, 4), dtype=np.int64))
     stats = measure_interleaved(
-        {n: Recorder(n, log) for n in ("a", "b")}, {"a": inputs, "b": inputs}, warmup=2, rounds=3, primed=False
+        {n: Recorder(n, log) for n in ("a", "b")}, {"a": inputs, "b": inputs}, warmup=2, rounds=3, primed=primed
     )
-    assert log == ["a", "a", "b", "b", "a", "b", "b", "a", "a", "b"]
+    assert log == expected
     assert len(stats["a"].samples_ms) == 3 and stats["a"].batch_size == 2
-
-
-def test_each_timed_call_follows_an_untimed_call_of_the_same_model():
-    log: list[str] = []
-    inputs = (np.ones((1, 4), dtype=np.int64), np.ones((1, 4), dtype=np.int64))
-    stats = measure_interleaved(
-        {n: Recorder(n, log) for n in ("a", "b")}, {"a": inputs, "b": inputs}, warmup=1, rounds=2, primed=True
-    )
-    assert log == ["a", "b", "a", "a", "b", "b", "b", "b", "a", "a"]
-    assert len(stats["a"].samples_ms) == 2
 
 
 def test_paired_ratio_uses_the_same_rounds_and_flags_wide_spreads():

@@ -85,13 +85,7 @@ def interleaved_order(names: Sequence[str], rounds: int) -> list[list[str]]:
     n = len(names)
     if n == 0:
         return [[] for _ in range(rounds)]
-    first, low, high = [0], 1, n - 1
-    while len(first) < n:
-        first.append(low)
-        low += 1
-        if len(first) < n:
-            first.append(high)
-            high -= 1
+    first = [(k + 1) // 2 if k % 2 else (n - k // 2) % n for k in range(n)]  # 0, 1, n-1, 2, n-2, ...
     square = [[(i + r) % n for i in first] for r in range(n)]
     if n % 2:  # odd n needs the mirrored square too for every ordered pair to appear
         square += [row[::-1] for row in square]
