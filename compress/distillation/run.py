@@ -12,9 +12,12 @@ from rich.console import Console
 from torch import nn
 
 from compress.data.batching import pad_batch
+from compress.data.dataset import TaskData
+from compress.data.tokenization import TextEncoder
+from compress.data.transfer import transfer_texts
 from compress.distillation.augment import augment_ids, embedding_neighbours, train_token_pool
 from compress.distillation.cache import cache_teacher
-from compress.distillation.config import AugmentConfig, DistillConfig
+from compress.distillation.config import AugmentConfig, DistillConfig, TransferConfig
 from compress.distillation.losses import LOSSES, AttentionLoss, DistillLoss, HiddenLoss, LogitsLoss
 from compress.distillation.student import StudentInit, StudentSpec, build_student, choose_teacher_layers
 from compress.distillation.trainer import DistillationModel, distillation_loss_fn
@@ -106,6 +109,17 @@ def augmented_copies(
     )
 
 
+def encoded_transfer(config: TransferConfig, task: TaskData, encoder: TextEncoder, seed: int) -> list[list[int]]:
+    """The recipe's transfer texts (none of them overlapping dev or test), encoded for the teacher."""
+    if config.corpus is None:
+        return []
+    held_out = [*task.dev.texts, *task.test.texts]
+    texts = transfer_texts(
+        config.corpus, config.texts, held_out, seed, config.sentences, config.min_words, config.max_words
+    )
+    return encoder.encode(texts)
+
+
 def distill(
     teacher: nn.Module,
     train: Split,
@@ -116,7 +130,9 @@ def distill(
     config: DistillConfig,
     seed: int,
     console: Console,
+    transfer: Sequence[Sequence[int]] = (),
 ) -> DistillResult:
+    """``transfer``: encoded unlabelled texts, labelled by the teacher like the augmented copies."""
     started = time.perf_counter()
     teacher.eval()
     train_ids, train_labels = list(train[0]), list(train[1])
@@ -130,14 +146,16 @@ def distill(
     student, init = build_student(teacher, student_spec(config), sample)
     losses = build_losses(config, teacher, student, init)
     aug = config.augment
-    extra = augmented_copies(teacher, train_ids, aug, mask_id, special_ids, seed) if aug.copies else []
+    augmented = augmented_copies(teacher, train_ids, aug, mask_id, special_ids, seed) if aug.copies else []
+    extra = augmented + [list(ids) for ids in transfer]
     indices = set().union(*(loss.teacher_indices() for loss in losses.values()))
     precision = resolve_precision(config.precision)
     cache = cache_teacher(teacher, train_ids + extra, pad_id, indices, precision=precision)
     teacher_labels = cache.logits[len(train_ids) :].argmax(-1).tolist()
     cached_at = time.perf_counter()
     console.print(
-        f"    teacher cached for {len(train_ids) + len(extra)} examples ({len(extra)} augmented): "
+        f"    teacher cached for {len(train_ids) + len(extra)} examples "
+        f"({len(augmented)} augmented, {len(transfer)} transfer texts): "
         f"{cache.nbytes / 1e6:.1f} MB in {cached_at - started:.0f} s ({precision})"
     )
     model = DistillationModel(student, losses, config.losses)
@@ -173,7 +191,9 @@ def distill(
             },
             "augment": aug.model_dump(),
             "train_examples": len(train_ids),
-            "augmented_examples": len(extra),
+            "augmented_examples": len(augmented),
+            "transfer": config.transfer.model_dump(),
+            "transfer_examples": len(transfer),
             "teacher_cache_mb": round(cache.nbytes / 1e6, 1),
             "teacher_cache_seconds": round(cached_at - started, 1),
             "precision": precision,

@@ -40,13 +40,19 @@ def distillation_section(report: dict[str, Any]) -> list[str]:
             f"{options.get('hard_label_weight')}, attention relations {options.get('relations')}.",
             f"- Init: {shape['init']}, teacher layers {shape.get('teacher_layers')}, merged-head scales "
             f"{shape.get('merge_scales')}.",
-            f"- Data: {facts['train_examples']} train texts + {facts['augmented_examples']} teacher-labelled "
-            f"augmented copies; teacher cache {facts['teacher_cache_mb']} MB.",
+            f"- Data: {_data(facts)}; teacher cache {facts['teacher_cache_mb']} MB.",
             f"- Training: {facts['seconds']:.0f} s in all, best dev accuracy "
             f"{100 * training.get('best_dev_accuracy', 0):.2f}% at epoch {training.get('best_epoch')}.",
             "",
         ]
     return lines
+
+
+def _data(facts: dict[str, Any]) -> str:
+    parts = [f"{facts['train_examples']} train texts", f"{facts['augmented_examples']} teacher-labelled augmented copies"]
+    if facts.get("transfer_examples"):
+        parts.append(f"{facts['transfer_examples']} teacher-labelled transfer texts ({facts['transfer']['corpus']})")
+    return " + ".join(parts)
 
 
 def _shape(shape: dict[str, Any] | None) -> str:

@@ -18,7 +18,7 @@ class Distill(Stage):
     produces = TORCH
 
     def run(self, current, ctx):
-        from compress.distillation.run import distill
+        from compress.distillation.run import distill, encoded_transfer
         from compress.outputs import save_torch_variant
 
         teacher = current
@@ -34,6 +34,7 @@ class Distill(Stage):
             self.config,
             ctx.seed,
             ctx.console,
+            transfer=encoded_transfer(self.config.transfer, task, encoder, ctx.seed),
         )
         ctx.console.print(f"    best dev accuracy {result.info['training']['best_dev_accuracy']:.4f}")
         info = {**result.info, "teacher": teacher.name}
