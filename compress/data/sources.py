@@ -17,12 +17,20 @@ Rows = list[tuple[str, str]]
 BUILTIN_DATASETS: dict[str, Callable[[], Rows]] = {}
 
 
-def builtin_dataset(name: str) -> Callable[[Callable[[], Rows]], Callable[[], Rows]]:
-    def register(loader: Callable[[], Rows]) -> Callable[[], Rows]:
-        BUILTIN_DATASETS[name] = loader
-        return loader
+def name_registrar(table: dict[str, Callable]) -> Callable[[str], Callable[[Callable], Callable]]:
+    """A ``@decorator(name)`` that files a loader under ``name`` in ``table`` (built-in datasets, corpora)."""
 
-    return register
+    def decorator(name: str) -> Callable[[Callable], Callable]:
+        def register(loader: Callable) -> Callable:
+            table[name] = loader
+            return loader
+
+        return register
+
+    return decorator
+
+
+builtin_dataset = name_registrar(BUILTIN_DATASETS)
 
 
 def package_file(package: str, relative: str, install_hint: str) -> Path:

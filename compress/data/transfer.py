@@ -22,7 +22,7 @@ import re
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
-from compress.data.sources import package_file, read_table
+from compress.data.sources import name_registrar, package_file, read_table
 from compress.errors import DataError
 
 TRANSFER_CORPORA: dict[str, Callable[[], list[str]]] = {}
@@ -35,12 +35,7 @@ _SENTENCE_END = re.compile(r"([.!?][\"')\]]*)\s+(?=[\"'(\[]?[A-Z0-9])")
 _WORD = re.compile(r"[a-z0-9]+")
 
 
-def transfer_corpus(name: str) -> Callable[[Callable[[], list[str]]], Callable[[], list[str]]]:
-    def register(loader: Callable[[], list[str]]) -> Callable[[], list[str]]:
-        TRANSFER_CORPORA[name] = loader
-        return loader
-
-    return register
+transfer_corpus = name_registrar(TRANSFER_CORPORA)
 
 
 @transfer_corpus("imdb_reviews")
