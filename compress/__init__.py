@@ -26,12 +26,18 @@ if TYPE_CHECKING:
 
 
 def run_recipe(
-    recipe: Any, out: Any = None, overrides: list[str] | None = None, console: Any = None, restart: bool = False
+    recipe: Any,
+    out: Any = None,
+    overrides: list[str] | None = None,
+    console: Any = None,
+    restart: bool = False,
+    redo: str | None = None,
 ) -> RunResult:
-    """Run (or resume, or with ``restart`` start over) a recipe; see :func:`compress.pipeline.run_recipe`."""
+    """Run (or resume, or with ``restart`` start over, or with ``redo`` redo from one stage on) a recipe;
+    see :func:`compress.pipeline.run_recipe`."""
     from compress.pipeline import run_recipe as _run
 
-    return _run(recipe, out=out, overrides=overrides, console=console, restart=restart)
+    return _run(recipe, out=out, overrides=overrides, console=console, restart=restart, redo=redo)
 
 
 def validate_recipe(path: Any, overrides: list[str] | None = None) -> Recipe:

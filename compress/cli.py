@@ -65,6 +65,11 @@ def run(
     restart: Annotated[
         bool, typer.Option("--restart", help="Start an existing run directory over (deletes only compress's outputs).")
     ] = False,
+    redo: Annotated[
+        str | None,
+        typer.Option("--redo", metavar="STAGE", help="Redo this stage (by id) and every later one in an existing "
+                     "run directory, keeping what earlier stages made; the recipe may differ from STAGE on."),
+    ] = None,
     trust_model_code: Annotated[
         bool,
         typer.Option("--trust-model-code", help="Allow model files that run code on load (pickles); trusted files only."),
@@ -74,7 +79,7 @@ def run(
     from compress import run_recipe
 
     overrides = (set_ or []) + (["model.trust_model_code=true"] if trust_model_code else [])
-    result = run_recipe(recipe, out=out, overrides=overrides, console=console, restart=restart)
+    result = run_recipe(recipe, out=out, overrides=overrides, console=console, restart=restart, redo=redo)
     console.print(f"\n[bold green]done[/]: run directory {result.run_dir}")
     if result.report_path:
         console.print(f"  report: {result.report_path.with_suffix('.md')} (and {result.report_path.name})")
@@ -163,6 +168,8 @@ def bench(
     seq_lengths: Annotated[str, typer.Option(help="Comma-separated sequence lengths (tokens).")] = "128",
     rounds: Annotated[int, typer.Option(help="Interleaved timed rounds per setting.")] = 30,
     warmup: Annotated[int, typer.Option(help="Untimed calls per model and setting.")] = 5,
+    blocks: Annotated[int, typer.Option(help="Take the rounds in this many blocks, alternating between "
+                                        "settings, so each setting spans the whole measurement.")] = 5,
     threads: Annotated[int, typer.Option(help="Intra-op threads (fixed, recorded).")] = 2,
     runtimes: Annotated[str | None, typer.Option(help="Comma-separated runtimes: torch, torch.compile, "
                                                  "torch-fp16, onnxruntime, onnxruntime-trt (default: all but "
@@ -180,7 +187,7 @@ def bench(
 
     options = {"devices": [device], "batch_sizes": _int_list(batch_sizes, "--batch-sizes"),
                "seq_lengths": _int_list(seq_lengths, "--seq-lengths"), "rounds": rounds, "warmup": warmup,
-               "threads": threads, "memory": memory}
+               "blocks": blocks, "threads": threads, "memory": memory}
     if runtimes:
         options["runtimes"] = [r.strip() for r in runtimes.split(",") if r.strip()]
     try:

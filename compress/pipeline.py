@@ -20,6 +20,7 @@ from compress.context import RunContext, seed_everything
 from compress.errors import CompressError, StageError
 from compress.io_utils import read_json, write_json_atomic
 from compress.registry import TORCH, Stage
+from compress.rewind import rewind_state
 from compress.run_dir import (
     STATE_FILE,
     check_outputs_exist,
@@ -50,8 +51,11 @@ def default_run_dir(recipe: Recipe, root: Path = Path("runs")) -> Path:
     return candidate
 
 
-def _prepare_run_dir(run_dir: Path, recipe: Recipe, restart: bool, console: Console) -> dict[str, Any] | None:
-    """Return the saved state when resuming; refuse to write into anything that is not this recipe's run."""
+def _prepare_run_dir(
+    run_dir: Path, recipe: Recipe, restart: bool, console: Console, redo: str | None = None
+) -> dict[str, Any] | None:
+    """Return the saved state when resuming (rewound to before stage ``redo`` when given); refuse to
+    write into anything that is not this recipe's run."""
     state_path = run_dir / STATE_FILE
     if state_path.is_file():
         try:
@@ -62,6 +66,12 @@ def _prepare_run_dir(run_dir: Path, recipe: Recipe, restart: bool, console: Cons
             removed = clear_previous_run(run_dir, state, recipe)
             console.print(f"[bold]Restarting[/] {run_dir}: removed {', '.join(p.name for p in removed)}")
             return None
+        if redo:
+            check_outputs_exist(state, run_dir)
+            state = rewind_state(state, recipe, redo, run_dir)
+            write_json_atomic(state_path, state)
+            console.print(f"[bold]Redoing[/] {run_dir} from stage {redo}; earlier stages' outputs kept")
+            return state
         if state.get("recipe_hash") != recipe.hash:
             raise CompressError(
                 f"{run_dir}: holds a run of a different recipe (or different settings); "
@@ -70,6 +80,8 @@ def _prepare_run_dir(run_dir: Path, recipe: Recipe, restart: bool, console: Cons
         check_outputs_exist(state, run_dir)
         remove_stale_temp_files(run_dir)
         return state
+    if redo:
+        raise CompressError(f"--redo {redo}: {run_dir} holds no run to redo (no {STATE_FILE})")
     if run_dir.exists() and not run_dir.is_dir():
         raise CompressError(f"{run_dir}: exists and is a file; --out must be a directory")
     if run_dir.exists() and any(run_dir.iterdir()):
@@ -144,11 +156,15 @@ def run_recipe(
     overrides: list[str] | None = None,
     console: Console | None = None,
     restart: bool = False,
+    redo: str | None = None,
 ) -> RunResult:
     """Run a recipe end to end (or resume it in ``out``) and return where its outputs are.
 
-    ``restart`` starts an existing run directory over, deleting only the outputs compress made there.
+    ``restart`` starts an existing run directory over, deleting only the outputs compress made there;
+    ``redo`` redoes one stage and every later one, keeping what the earlier stages made.
     """
+    if restart and redo:
+        raise CompressError("--restart and --redo exclude each other: --restart starts the whole run over")
     if not isinstance(recipe, Recipe):
         recipe = load_recipe(recipe, overrides)
     console = console or Console()
@@ -159,7 +175,7 @@ def run_recipe(
     follower_dir = distributed.follower_run_dir(run_dir)
     if follower_dir is not None:
         run_dir, console, stages = follower_dir, Console(quiet=True), _up_to_last_training_stage(stages)
-    state = _prepare_run_dir(run_dir, recipe, restart, console)
+    state = _prepare_run_dir(run_dir, recipe, restart, console, redo)
     ctx = RunContext(recipe=recipe, run_dir=run_dir, console=console)
     completed = _restore(ctx, state) if state else []
     if completed:

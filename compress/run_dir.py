@@ -22,7 +22,7 @@ TEMP_PATTERN = ".*.tmp*"
 """Names :func:`compress.io_utils.atomic_path` gives to files being written."""
 
 
-def _inside(path: Path, parent: Path) -> bool:
+def is_inside(path: Path, parent: Path) -> bool:
     try:
         path.resolve().relative_to(parent.resolve())
     except ValueError:
@@ -30,12 +30,20 @@ def _inside(path: Path, parent: Path) -> bool:
     return True
 
 
+def owned_bundle(run_dir: Path, state: dict[str, Any]) -> Path | None:
+    """The run's bundle folder when compress made it inside ``run_dir`` (never ``run_dir`` itself)."""
+    bundle = state.get("bundle_dir")
+    if bundle and is_inside(Path(bundle), run_dir) and Path(bundle).resolve() != run_dir.resolve():
+        return Path(bundle)
+    return None
+
+
 def owned_paths(run_dir: Path, state: dict[str, Any]) -> list[Path]:
     """Everything a previous run made in ``run_dir`` (state.json last, so an interrupted restart can be redone)."""
     paths = [run_dir / name for name in OWNED_ENTRIES]
-    bundle = state.get("bundle_dir")
-    if bundle and _inside(Path(bundle), run_dir) and Path(bundle).resolve() != run_dir.resolve():
-        paths.append(Path(bundle))
+    bundle = owned_bundle(run_dir, state)
+    if bundle:
+        paths.append(bundle)
     paths += sorted(run_dir.glob(TEMP_PATTERN))
     return [p for p in paths if p.exists()] + [run_dir / STATE_FILE]
 
@@ -54,7 +62,7 @@ def clear_previous_run(run_dir: Path, state: dict[str, Any], recipe: Recipe) -> 
     targets = owned_paths(run_dir, state)
     for source in recipe_inputs(recipe):
         for target in targets:
-            if _inside(source, target):
+            if is_inside(source, target):
                 raise CompressError(
                     f"--restart would delete {target}, which holds this recipe's input {source}; "
                     "copy the input elsewhere or choose a new --out directory"

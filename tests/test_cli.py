@@ -61,3 +61,10 @@ def test_run_then_predict_through_the_cli(tmp_path, tiny_recipe):
     lines = [line.split("\t") for line in predicted.output.strip().splitlines()]
     assert [line[0] for line in lines] == ["pos", "neg"]
     assert all(0.5 <= float(line[1]) <= 1.0 for line in lines)
+    redo = runner.invoke(app, ["run", str(path), "--out", str(out), "--set", "finetune.epochs=6", "--redo", "bundel"])
+    assert redo.exit_code == 2 and "no stage 'bundel'" in redo.output and "Traceback" not in redo.output
+    stamp = (out / "stages" / "01-finetune" / "model" / "model.safetensors").stat().st_mtime_ns
+    redo = runner.invoke(app, ["run", str(path), "--out", str(out), "--set", "finetune.epochs=6", "--redo", "bundle"])
+    assert redo.exit_code == 0, redo.output
+    assert "Redoing" in redo.output and (out / "bundle" / "manifest.json").is_file()
+    assert (out / "stages" / "01-finetune" / "model" / "model.safetensors").stat().st_mtime_ns == stamp

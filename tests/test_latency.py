@@ -13,8 +13,10 @@ from compress.evaluation import runners
 from compress.evaluation.latency import (
     NOISY_RELATIVE_IQR,
     LatencyStats,
+    block_sizes,
     interleaved_order,
     measure_interleaved,
+    measure_settings,
     paired_ratio,
     percentile,
 )
@@ -96,6 +98,45 @@ def test_measure_interleaved_warms_up_then_alternates(primed, expected):
     )
     assert log == expected
     assert len(stats["a"].samples_ms) == 3 and stats["a"].batch_size == 2
+
+
+def test_a_later_block_continues_the_balanced_design():
+    whole = interleaved_order(["a", "b", "c"], 7)
+    assert interleaved_order(["a", "b", "c"], 3) + interleaved_order(["a", "b", "c"], 4, first_round=3) == whole
+
+
+def test_rounds_split_into_near_equal_blocks():
+    assert block_sizes(10, 3) == [4, 3, 3]
+    assert block_sizes(30, 5) == [6] * 5
+    assert block_sizes(3, 5) == [1, 1, 1]  # never an empty block
+    assert block_sizes(7, 1) == [7] and sum(block_sizes(61, 8)) == 61
+
+
+class Shaped(Recorder):
+    """Records the sequence length it was called with, so the log shows which setting ran when."""
+
+    def logits(self, input_ids, attention_mask):
+        self.log.append(f"{self.name}{input_ids.shape[1]}")
+        return np.zeros((input_ids.shape[0], 2), dtype=np.float32)
+
+
+def test_settings_alternate_in_blocks_and_keep_rounds_paired():
+    log: list[str] = []
+    predictors = {n: Shaped(n, log) for n in ("a", "b")}
+
+    def shaped(seq):
+        return {n: (np.ones((1, seq), dtype=np.int64), np.ones((1, seq), dtype=np.int64)) for n in predictors}
+
+    stats = measure_settings({"s8": (predictors, shaped(8)), "s4": (predictors, shaped(4))},
+                             warmup=1, rounds=4, blocks=2, primed=False)
+    # warm-up once (first block only), then 2 rounds of s8, 2 of s4, 2 of s8, 2 of s4; the Williams
+    # order of 2 names (a b, b a) continues across blocks instead of restarting
+    assert log == ["a8", "b8", "a8", "b8", "b8", "a8",
+                   "a4", "b4", "a4", "b4", "b4", "a4",
+                   "a8", "b8", "b8", "a8",
+                   "a4", "b4", "b4", "a4"]
+    assert set(stats) == {"s8", "s4"}
+    assert all(len(stats[key][name].samples_ms) == 4 for key in stats for name in ("a", "b"))
 
 
 def test_paired_ratio_uses_the_same_rounds_and_flags_wide_spreads():

@@ -74,13 +74,14 @@ class LatencyStats:
         }
 
 
-def interleaved_order(names: Sequence[str], rounds: int) -> list[list[str]]:
+def interleaved_order(names: Sequence[str], rounds: int, first_round: int = 0) -> list[list[str]]:
     """Round orders from a Williams design (a balanced Latin square, repeated): over each cycle every
     variant runs first equally often and right after every other variant equally often.
 
     What one runtime leaves behind for the next call (PyTorch's OpenMP threads still spinning, a cache
     filled with other weights) costs the next variant a roughly fixed time; a plain rotation (A B C, B C A,
     ...) always puts the same neighbour in front of a variant, which skews the ratios of the fastest ones.
+    ``first_round`` continues the design where an earlier block of rounds stopped.
     """
     n = len(names)
     if n == 0:
@@ -89,7 +90,7 @@ def interleaved_order(names: Sequence[str], rounds: int) -> list[list[str]]:
     square = [[(i + r) % n for i in first] for r in range(n)]
     if n % 2:  # odd n needs the mirrored square too for every ordered pair to appear
         square += [row[::-1] for row in square]
-    return [[names[i] for i in square[r % len(square)]] for r in range(rounds)]
+    return [[names[i] for i in square[r % len(square)]] for r in range(first_round, first_round + rounds)]
 
 
 def time_call(predictor: Predictor, inputs: tuple[np.ndarray, np.ndarray]) -> float:
@@ -110,6 +111,7 @@ def measure_interleaved(
     rounds: int,
     on_round: Callable[[], None] | None = None,
     primed: bool = True,
+    first_round: int = 0,
 ) -> dict[str, LatencyStats]:
     """Time each predictor ``rounds`` times on its inputs, interleaved, after ``warmup`` calls each.
 
@@ -124,7 +126,7 @@ def measure_interleaved(
         for _ in range(warmup):
             time_call(predictors[name], inputs[name])
     samples: dict[str, list[float]] = {name: [] for name in names}
-    for order in interleaved_order(names, rounds):
+    for order in interleaved_order(names, rounds, first_round):
         for name in order:
             if primed:
                 time_call(predictors[name], inputs[name])
@@ -134,6 +136,50 @@ def measure_interleaved(
     return {
         name: LatencyStats(tuple(values), batch_size=int(inputs[name][0].shape[0]))
         for name, values in samples.items()
+    }
+
+
+Setting = tuple[Mapping[str, Predictor], Mapping[str, tuple[np.ndarray, np.ndarray]]]
+"""The predictors timed at one input shape, and each one's inputs of that shape."""
+
+
+def block_sizes(rounds: int, blocks: int) -> list[int]:
+    """``rounds`` split into at most ``blocks`` near-equal blocks (larger ones first)."""
+    count = max(1, min(blocks, rounds))
+    size, extra = divmod(rounds, count)
+    return [size + (1 if index < extra else 0) for index in range(count)]
+
+
+def measure_settings(
+    settings: Mapping[str, Setting],
+    warmup: int,
+    rounds: int,
+    blocks: int = 1,
+    on_round: Callable[[], None] | None = None,
+    primed: bool = True,
+) -> dict[str, dict[str, LatencyStats]]:
+    """:func:`measure_interleaved` for several input shapes, their rounds taken in alternating blocks.
+
+    A shared host has slow spells lasting seconds to minutes, and the fastest and slowest variants do
+    not slow down alike in them (on this project's 2-core VM the same student/teacher pair measured
+    3.8x in one 10-second spell and 4.7x in the next). Measured one setting after the other, each
+    setting's ratios come from one short window; in ``blocks`` alternating blocks (s128, s47, s128,
+    s47, ...) every setting's samples span the whole measurement. Returns ``{setting: {name: stats}}``
+    with the samples in round order, so rounds stay paired across variants.
+    """
+    samples: dict[str, dict[str, list[float]]] = {key: {name: [] for name in timed} for key, (timed, _) in settings.items()}
+    done = 0
+    for index, size in enumerate(block_sizes(rounds, blocks)):
+        for key, (predictors, inputs) in settings.items():
+            stats = measure_interleaved(
+                predictors, inputs, warmup if index == 0 else 0, size, on_round, primed, first_round=done
+            )
+            for name, value in stats.items():
+                samples[key][name].extend(value.samples_ms)
+        done += size
+    return {
+        key: {name: LatencyStats(tuple(times), batch_size=int(inputs[name][0].shape[0])) for name, times in samples[key].items()}
+        for key, (_, inputs) in settings.items()
     }
 
 

@@ -12,7 +12,7 @@ from rich.console import Console
 from compress.data.dataset import TextDataset
 from compress.data.tokenization import TextEncoder
 from compress.evaluation.accuracy import accuracy, predict_logits
-from compress.evaluation.latency import measure_interleaved, percentile
+from compress.evaluation.latency import Setting, measure_settings, percentile
 from compress.evaluation.runners import (
     DEFAULT_RUNTIMES,
     RUNTIMES,
@@ -36,7 +36,13 @@ class LatencySettings(BaseModel):
         [128, "p95"], min_length=1, description="Sequence lengths; 'p95' is the task's 95th-percentile token length."
     )
     warmup: int = Field(5, ge=0, description="Untimed calls per variant before measuring.")
-    rounds: int = Field(30, ge=3, description="Timed rounds; each round runs every variant once, interleaved.")
+    rounds: int = Field(30, ge=3, description="Timed rounds per setting; each round runs every variant once, interleaved.")
+    blocks: int = Field(
+        5,
+        ge=1,
+        description="Take each setting's rounds in this many blocks, alternating between settings, so every "
+        "setting's samples span the whole measurement instead of one short spell of a shared host.",
+    )
     primed: bool = Field(
         True,
         description="Run each model once, untimed, right before each timed call, so no call pays for the "
@@ -136,6 +142,22 @@ def _usable(predictors: dict[str, Predictor], inputs, device: str, key: str, not
     return usable
 
 
+def _timed_settings(predictors, tokenizers, settings, texts, p95_tokens, device, notes) -> dict[str, Setting]:
+    """``{"b{batch}_s{seq}": (predictors that run at that shape, their inputs)}`` for every setting."""
+    timed: dict[str, Setting] = {}
+    for batch in settings.batch_sizes:
+        for seq in settings.seq_lengths:
+            length = p95_tokens if seq == "p95" else seq
+            if length is None:
+                continue
+            key = f"b{batch}_s{length}"
+            inputs = {n: latency_inputs(tokenizers[n], texts, batch, length) for n in predictors}
+            usable = _usable(predictors, inputs, device, key, notes)
+            if usable:
+                timed[key] = (usable, inputs)
+    return timed
+
+
 def measure_latency(
     variants: Sequence[Variant],
     settings: LatencySettings,
@@ -156,25 +178,14 @@ def measure_latency(
         for variant in variants:
             for runtime in settings.runtimes:
                 tokenizers[row_name(variant, runtime)] = variant.tokenizer_dir
-        for batch in settings.batch_sizes:
-            for seq in settings.seq_lengths:
-                length = p95_tokens if seq == "p95" else seq
-                if length is None:
-                    continue
-                key = f"b{batch}_s{length}"
-                inputs = {n: latency_inputs(tokenizers[n], texts, batch, length) for n in predictors}
-                usable = _usable(predictors, inputs, device, key, notes)
-                if not usable:
-                    continue
-                with progress_bar(console, f"latency {device} {key}", settings.rounds) as bar:
-                    stats = measure_interleaved(
-                        usable,
-                        inputs,
-                        settings.warmup,
-                        settings.rounds,
-                        on_round=lambda: step(bar),
-                        primed=settings.primed,
-                    )
+        timed = _timed_settings(predictors, tokenizers, settings, texts, p95_tokens, device, notes)
+        if timed:
+            label = f"latency {device} ({len(timed)} settings, {settings.blocks} alternating blocks)"
+            with progress_bar(console, label, settings.rounds * len(timed)) as bar:
+                measured = measure_settings(
+                    timed, settings.warmup, settings.rounds, settings.blocks, lambda: step(bar), settings.primed
+                )
+            for key, stats in measured.items():
                 for name, value in stats.items():
                     rows[name]["latency_ms"].setdefault(device, {})[key] = value.to_dict()
         if settings.memory:

@@ -264,7 +264,9 @@ def environment_section(report: dict[str, Any]) -> list[str]:
         ["git commit", str(env.get("git_commit") or "unknown")],
         [
             "measurement",
-            f"{settings.get('warmup')} warm-up calls, {settings.get('rounds')} interleaved rounds, "
+            f"{settings.get('warmup')} warm-up calls, {settings.get('rounds')} interleaved rounds"
+            f"{' in ' + str(settings['blocks']) + ' alternating blocks' if (settings.get('blocks') or 1) > 1 else ''}"
+            f"{', primed' if settings.get('primed') else ''}, "
             f"runtimes {', '.join(settings.get('runtimes', [])) or '-'}",
         ],
     ]

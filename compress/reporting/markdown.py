@@ -83,6 +83,8 @@ def render_markdown(report: dict[str, Any]) -> str:
             f"{settings.get('rounds')} interleaved rounds per setting (every variant once per round, in a "
             "balanced order"
             + ("; each timed call right after an untimed call of the same model" if settings.get("primed") else "")
+            + (f"; rounds taken in {settings['blocks']} blocks alternating between settings"
+               if (settings.get("blocks") or 1) > 1 else "")
             + "). "
             "Speed-ups are the median of per-round ratios against the baseline with their interquartile range; "
             f"⚠ noisy marks a spread wider than {100 * report['evaluation'].get('noisy_relative_iqr', 0.2):.0f}% "

@@ -1,0 +1,80 @@
+"""``compress run --redo STAGE``: take a finished (or interrupted) run back to just before one stage.
+
+Everything the earlier stages made is kept (trained models, exports); the outputs of STAGE and the
+stages after it are deleted and redone. The recipe may differ from the run's from STAGE on (other
+latency settings, another quantization mode, a new report), but not before it: those outputs would
+no longer match the recipe.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+from compress.config import Recipe
+from compress.errors import CompressError
+from compress.run_dir import STAGES_DIR, owned_bundle
+
+SHARED_FIELDS = ("seed", "model", "data")
+"""Recipe fields every stage depends on: a redo needs them unchanged."""
+
+
+def _comparable(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, default=str)
+
+
+def check_redo_prefix(saved: dict[str, Any], recipe: Recipe, redo: str) -> int:
+    """Index of stage ``redo`` in ``recipe``, once the stages before it (and seed, model, data) are
+    shown to be the ones the run in ``saved`` (its state's ``recipe``) ran; otherwise a clear error."""
+    ids = [spec.id for spec in recipe.stages]
+    if redo not in ids:
+        raise CompressError(f"--redo {redo}: the recipe has no stage {redo!r}; its stages are: {', '.join(ids)}")
+    index = ids.index(redo)
+    current = json.loads(_comparable(recipe.to_dict()))
+    for field in SHARED_FIELDS:
+        if _comparable(saved.get(field)) != _comparable(current[field]):
+            raise CompressError(
+                f"--redo {redo}: the recipe's {field!r} differs from the run's, so every stage would change; "
+                "use a new --out directory (or --restart)"
+            )
+    saved_stages = saved.get("stages", [])
+    for position in range(index):
+        if position >= len(saved_stages) or _comparable(saved_stages[position]) != _comparable(current["stages"][position]):
+            raise CompressError(
+                f"--redo {redo}: stage {ids[position]!r} comes earlier and differs from the run's "
+                f"(or the run never had it); redo from there: --redo {ids[position]}"
+            )
+    return index
+
+
+def rewind_state(state: dict[str, Any], recipe: Recipe, redo: str, run_dir: Path) -> dict[str, Any]:
+    """The run's state as it was before stage ``redo``, with the outputs of that stage and of every
+    later one deleted from ``run_dir`` (stage folders, and the bundle when it is redone)."""
+    index = check_redo_prefix(state.get("recipe", {}), recipe, redo)
+    kept_ids = {"input", *(spec.id for spec in recipe.stages[:index])}
+    records = state.get("stage_records", [])
+    kept = [r for r in records if r["id"] in kept_ids]
+    dropped = [r for r in records if r["id"] not in kept_ids]
+    removed_variants = {r["produced"] for r in dropped if r.get("produced")}
+    produced = [r["produced"] for r in kept if r.get("produced")]
+    rewound = {
+        **state,
+        "completed": [stage for stage in state.get("completed", []) if stage in kept_ids],
+        "stage_records": kept,
+        "variants": [v for v in state.get("variants", []) if v["name"] not in removed_variants],
+        "current": produced[-1] if produced else state.get("current"),
+    }
+    kinds = {r["kind"] for r in dropped}
+    if "evaluate" in kinds:
+        rewound["evaluation"] = {}
+    if "bundle" in kinds:
+        bundle = owned_bundle(run_dir, state)
+        if bundle:
+            shutil.rmtree(bundle, ignore_errors=True)
+        rewound["bundle_dir"] = None
+    for folder in (run_dir / STAGES_DIR).glob("[0-9][0-9]-*"):
+        if int(folder.name[:2]) > index:  # stage folders are numbered from 01 in recipe order
+            shutil.rmtree(folder, ignore_errors=True)
+    return rewound

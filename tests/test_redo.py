@@ -1,0 +1,104 @@
+"""``compress run --redo STAGE``: later stages redone with new settings, earlier outputs kept as they were."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+from rich.console import Console
+from tiny import synthetic_rows, write_csv
+
+from compress.errors import CompressError
+from compress.pipeline import run_recipe
+
+
+def _quiet() -> tuple[Console, io.StringIO]:
+    buffer = io.StringIO()
+    return Console(file=buffer, width=200), buffer
+
+
+@pytest.fixture(scope="module")
+def recipe(tmp_path_factory, tiny_checkpoints) -> dict:
+    root = tmp_path_factory.mktemp("redo")
+    csv_path = write_csv(root / "reviews.csv", synthetic_rows(300, seed=2))
+    return {
+        "name": "redo",
+        "seed": 1,
+        "model": {"source": str(tiny_checkpoints["bert"]), "max_length": 12},
+        "data": {"dataset": str(csv_path), "test_size": 60, "dev_size": 60},
+        "stages": [
+            {"finetune": {"epochs": 1, "learning_rate": 3e-3, "batch_size": 16}},
+            {"export": {}},
+            {"quantize": {"mode": "dynamic"}},
+            {"evaluate": {"batch_sizes": [1], "seq_lengths": [8, 16], "rounds": 3, "warmup": 0, "memory": False}},
+            {"bundle": {}},
+            {"report": {}},
+        ],
+    }
+
+
+def _write(recipe: dict, path: Path, **evaluate) -> Path:
+    raw = json.loads(json.dumps(recipe))
+    raw["stages"][3]["evaluate"].update(evaluate)
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
+@pytest.fixture(scope="module")
+def finished(recipe, tmp_path_factory):
+    root = tmp_path_factory.mktemp("redo-run")
+    result = run_recipe(_write(recipe, root / "recipe.yaml"), out=root / "run", console=_quiet()[0])
+    return result, root
+
+
+def test_redo_evaluate_keeps_earlier_outputs_and_measures_with_new_settings(recipe, finished):
+    result, root = finished
+    weights = result.run_dir / "stages" / "01-finetune" / "model" / "model.safetensors"
+    onnx_file = result.run_dir / "stages" / "02-export" / "model.onnx"
+    stamps = (weights.stat().st_mtime_ns, onnx_file.stat().st_mtime_ns)
+    accuracies = {v["name"]: v["accuracy"] for v in result.report["variants"]}
+    changed = _write(recipe, root / "more-rounds.yaml", rounds=6, blocks=2)
+    console, log = _quiet()
+    again = run_recipe(changed, out=result.run_dir, console=console, redo="evaluate")
+    assert "Redoing" in log.getvalue() and "fine-tune epoch" not in log.getvalue()
+    assert (weights.stat().st_mtime_ns, onnx_file.stat().st_mtime_ns) == stamps  # untouched
+    variants = again.report["variants"]
+    assert [v["name"] for v in variants] == [v["name"] for v in result.report["variants"]]  # no duplicates
+    assert {v["name"]: v["accuracy"] for v in variants} == accuracies  # same models, same test split
+    for variant in variants:
+        for key in ("b1_s8", "b1_s16"):
+            assert variant["latency_ms"]["cpu"][key]["rounds"] == 6
+    assert again.report["evaluation"]["settings"]["blocks"] == 2
+    manifest = json.loads((again.bundle_dir / "manifest.json").read_text())
+    assert manifest["latency_ms"]["cpu"]["b1_s8"]["rounds"] == 6  # the bundle was redone after the new evaluate
+    assert "rounds taken in 2 blocks alternating between settings" in (result.run_dir / "report.md").read_text()
+
+
+def test_redo_refuses_when_an_earlier_stage_changed(recipe, finished):
+    result, root = finished
+    raw = json.loads(json.dumps(recipe))
+    raw["stages"][0]["finetune"]["epochs"] = 2
+    changed = root / "two-epochs.yaml"
+    changed.write_text(yaml.safe_dump(raw))
+    with pytest.raises(CompressError, match=r"stage 'finetune' comes earlier and differs.*--redo finetune"):
+        run_recipe(changed, out=result.run_dir, console=_quiet()[0], redo="evaluate")
+    raw = json.loads(json.dumps(recipe))
+    raw["seed"] = 5
+    changed.write_text(yaml.safe_dump(raw))
+    with pytest.raises(CompressError, match="'seed' differs"):
+        run_recipe(changed, out=result.run_dir, console=_quiet()[0], redo="report")
+    assert (result.run_dir / "report.json").is_file() and (result.run_dir / "stages" / "04-evaluate").is_dir()
+
+
+def test_redo_names_the_problem_for_unknown_stages_and_empty_directories(recipe, finished, tmp_path):
+    result, root = finished
+    same = _write(recipe, root / "same.yaml")
+    with pytest.raises(CompressError, match="no stage 'evaluation'; its stages are: finetune, export, quantize"):
+        run_recipe(same, out=result.run_dir, console=_quiet()[0], redo="evaluation")
+    with pytest.raises(CompressError, match="holds no run to redo"):
+        run_recipe(same, out=tmp_path / "nothing", console=_quiet()[0], redo="evaluate")
+    with pytest.raises(CompressError, match="exclude each other"):
+        run_recipe(same, out=result.run_dir, console=_quiet()[0], redo="evaluate", restart=True)
