@@ -13,6 +13,8 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel
+
 from compress.config import Recipe
 from compress.errors import CompressError
 from compress.run_dir import STAGES_DIR, owned_bundle
@@ -23,6 +25,23 @@ SHARED_FIELDS = ("seed", "model", "data")
 
 def _comparable(value: Any) -> str:
     return json.dumps(value, sort_keys=True, default=str)
+
+
+def _same_stage(saved: dict[str, Any], current: dict[str, Any], config: BaseModel) -> bool:
+    """Whether a stage as the run saved it (``{kind: options}``) is the recipe's stage now. An option the
+    run predates (added to compress since) counts as the same when the recipe leaves it at its default."""
+    if list(saved) != list(current):
+        return False
+    (kind,) = current
+    before, now = saved[kind], current[kind]
+    for name in now.keys() - before.keys():
+        field = type(config).model_fields.get(name)
+        default = field.get_default(call_default_factory=True) if field else None
+        if isinstance(default, BaseModel):
+            default = default.model_dump()
+        if _comparable(now[name]) != _comparable(default):
+            return False
+    return all(_comparable(before[name]) == _comparable(now.get(name)) for name in before)
 
 
 def check_redo_prefix(saved: dict[str, Any], recipe: Recipe, redo: str) -> int:
@@ -41,7 +60,9 @@ def check_redo_prefix(saved: dict[str, Any], recipe: Recipe, redo: str) -> int:
             )
     saved_stages = saved.get("stages", [])
     for position in range(index):
-        if position >= len(saved_stages) or _comparable(saved_stages[position]) != _comparable(current["stages"][position]):
+        if position >= len(saved_stages) or not _same_stage(
+            saved_stages[position], current["stages"][position], recipe.stages[position].config
+        ):
             raise CompressError(
                 f"--redo {redo}: stage {ids[position]!r} comes earlier and differs from the run's "
                 f"(or the run never had it); redo from there: --redo {ids[position]}"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import time
 from collections import Counter
 
 import numpy as np
@@ -19,6 +20,7 @@ from compress.evaluation.latency import (
     measure_settings,
     paired_ratio,
     percentile,
+    prime,
 )
 from compress.evaluation.runners import RuntimeUnavailable, open_runtime
 from compress.evaluation.suite import LatencySettings, measure_latency
@@ -98,6 +100,30 @@ def test_measure_interleaved_warms_up_then_alternates(primed, expected):
     )
     assert log == expected
     assert len(stats["a"].samples_ms) == 3 and stats["a"].batch_size == 2
+
+
+class Sleeper(Recorder):
+    """Takes ``ms`` per call, so priming by duration has something to count."""
+
+    def __init__(self, name: str, log: list[str], ms: float) -> None:
+        super().__init__(name, log)
+        self.ms = ms
+
+    def logits(self, input_ids, attention_mask):
+        time.sleep(self.ms / 1000)
+        return super().logits(input_ids, attention_mask)
+
+
+def test_priming_repeats_untimed_calls_until_the_time_has_passed():
+    log: list[str] = []
+    inputs = (np.ones((1, 4), dtype=np.int64), np.ones((1, 4), dtype=np.int64))
+    assert prime(Sleeper("a", log, 2.0), inputs, 0.0) == 1  # at least one call, even with no time asked
+    calls = prime(Sleeper("b", log, 1.0), inputs, 20.0)
+    # a call takes >= 1 ms, so 20 calls always reach 20 ms; one call would have to stall for 20 ms to stop at 1
+    assert 2 <= calls <= 20 and log == ["a"] + ["b"] * calls
+    log.clear()
+    measure_interleaved({"c": Sleeper("c", log, 1.0)}, {"c": inputs}, warmup=0, rounds=2, prime_ms=20.0)
+    assert len(log) >= 2 * (2 + 1)  # every timed call after several priming calls
 
 
 def test_a_later_block_continues_the_balanced_design():

@@ -102,3 +102,21 @@ def test_redo_names_the_problem_for_unknown_stages_and_empty_directories(recipe,
         run_recipe(same, out=tmp_path / "nothing", console=_quiet()[0], redo="evaluate")
     with pytest.raises(CompressError, match="exclude each other"):
         run_recipe(same, out=result.run_dir, console=_quiet()[0], redo="evaluate", restart=True)
+
+
+def test_an_option_added_since_the_run_counts_as_unchanged_at_its_default(recipe, finished):
+    """A run made before compress grew an option has no value saved for it; left at its default, the
+    stage is the same stage, set to something else it is not."""
+    result, root = finished
+    state_file = result.run_dir / "state.json"
+    state = json.loads(state_file.read_text())
+    del state["recipe"]["stages"][0]["finetune"]["max_train_examples"]  # as if the option were new
+    state_file.write_text(json.dumps(state))
+    same = _write(recipe, root / "same-again.yaml")
+    assert run_recipe(same, out=result.run_dir, console=_quiet()[0], redo="evaluate").report is not None
+    raw = json.loads(json.dumps(recipe))
+    raw["stages"][0]["finetune"]["max_train_examples"] = 50
+    changed = root / "limited.yaml"
+    changed.write_text(yaml.safe_dump(raw))
+    with pytest.raises(CompressError, match="stage 'finetune' comes earlier and differs"):
+        run_recipe(changed, out=result.run_dir, console=_quiet()[0], redo="evaluate")

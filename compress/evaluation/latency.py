@@ -104,6 +104,15 @@ def time_call(predictor: Predictor, inputs: tuple[np.ndarray, np.ndarray]) -> fl
     return (time.perf_counter() - start) * 1000.0
 
 
+def prime(predictor: Predictor, inputs: tuple[np.ndarray, np.ndarray], at_least_ms: float) -> int:
+    """Untimed calls until ``at_least_ms`` have passed (at least one); returns how many were made."""
+    calls, spent = 0, 0.0
+    while calls == 0 or spent < at_least_ms:
+        spent += time_call(predictor, inputs)
+        calls += 1
+    return calls
+
+
 def measure_interleaved(
     predictors: Mapping[str, Predictor],
     inputs: Mapping[str, tuple[np.ndarray, np.ndarray]],
@@ -112,14 +121,19 @@ def measure_interleaved(
     on_round: Callable[[], None] | None = None,
     primed: bool = True,
     first_round: int = 0,
+    prime_ms: float = 0.0,
 ) -> dict[str, LatencyStats]:
     """Time each predictor ``rounds`` times on its inputs, interleaved, after ``warmup`` calls each.
 
     ``primed``: each timed call directly follows an untimed call of the same model, so it measures that
     model warm and alone, as a back-to-back benchmark would. Without it a call pays for whatever ran just
-    before: PyTorch's OpenMP threads keep spinning for about a millisecond after a forward, and the edge
+    before: PyTorch's OpenMP threads keep spinning after a forward, and the edge
     student's INT8 call took 3.56 ms right after a PyTorch call against 2.93 ms after another ONNX Runtime
     call; a pause to let them stop costs short calls instead (the cores go idle: 3.35 -> 3.55 ms after 5 ms).
+    ``prime_ms``: repeat the untimed call until this long has passed. libgomp's threads (PyTorch's CPU
+    build) spin-wait 300,000 pauses after a parallel region, several milliseconds on this CPU, longer than
+    one call of a small model: primed by one call, the edge student's ONNX graph measured 4.27 ms beside
+    PyTorch models against 4.03 ms without them.
     """
     names = list(predictors)
     for name in names:
@@ -129,7 +143,7 @@ def measure_interleaved(
     for order in interleaved_order(names, rounds, first_round):
         for name in order:
             if primed:
-                time_call(predictors[name], inputs[name])
+                prime(predictors[name], inputs[name], prime_ms)
             samples[name].append(time_call(predictors[name], inputs[name]))
         if on_round:
             on_round()
@@ -157,6 +171,7 @@ def measure_settings(
     blocks: int = 1,
     on_round: Callable[[], None] | None = None,
     primed: bool = True,
+    prime_ms: float = 0.0,
 ) -> dict[str, dict[str, LatencyStats]]:
     """:func:`measure_interleaved` for several input shapes, their rounds taken in alternating blocks.
 
@@ -172,7 +187,7 @@ def measure_settings(
     for index, size in enumerate(block_sizes(rounds, blocks)):
         for key, (predictors, inputs) in settings.items():
             stats = measure_interleaved(
-                predictors, inputs, warmup if index == 0 else 0, size, on_round, primed, first_round=done
+                predictors, inputs, warmup if index == 0 else 0, size, on_round, primed, done, prime_ms
             )
             for name, value in stats.items():
                 samples[key][name].extend(value.samples_ms)

@@ -48,6 +48,12 @@ class LatencySettings(BaseModel):
         description="Run each model once, untimed, right before each timed call, so no call pays for the "
         "previous model's threads (doubles the calls).",
     )
+    prime_ms: float = Field(
+        10.0,
+        ge=0,
+        description="Repeat the untimed priming call until this many ms have passed: PyTorch's OpenMP threads "
+        "spin-wait several ms after a forward, longer than one call of a small model.",
+    )
     devices: list[Literal["cpu", "cuda"]] = Field(["cpu"], min_length=1)
     runtimes: list[RuntimeName] = Field(
         list(DEFAULT_RUNTIMES),
@@ -183,7 +189,8 @@ def measure_latency(
             label = f"latency {device} ({len(timed)} settings, {settings.blocks} alternating blocks)"
             with progress_bar(console, label, settings.rounds * len(timed)) as bar:
                 measured = measure_settings(
-                    timed, settings.warmup, settings.rounds, settings.blocks, lambda: step(bar), settings.primed
+                    timed, settings.warmup, settings.rounds, settings.blocks, lambda: step(bar), settings.primed,
+                    settings.prime_ms,
                 )
             for key, stats in measured.items():
                 for name, value in stats.items():

@@ -82,7 +82,9 @@ def render_markdown(report: dict[str, Any]) -> str:
             f"Measured with {settings.get('threads')} threads, {settings.get('warmup')} warm-up calls and "
             f"{settings.get('rounds')} interleaved rounds per setting (every variant once per round, in a "
             "balanced order"
-            + ("; each timed call right after an untimed call of the same model" if settings.get("primed") else "")
+            + ("; each timed call right after untimed calls of the same model"
+               + (f" (at least {settings['prime_ms']:g} ms of them)" if settings.get("prime_ms") else "")
+               if settings.get("primed") else "")
             + (f"; rounds taken in {settings['blocks']} blocks alternating between settings"
                if (settings.get("blocks") or 1) > 1 else "")
             + "). "
