@@ -2,6 +2,7 @@
 
     python benchmarks/edge.py                          # recipes/edge.yaml -> runs/edge-<time>, reports/edge/
     python benchmarks/edge.py --run-dir runs/edge-x    # reuse (or resume) a run directory
+    python benchmarks/edge.py --run-dir runs/edge-x --redo evaluate   # re-measure it, no retraining
     python benchmarks/edge.py --set data.dataset=spam_assassin --reports reports/edge-spam   # second task
 
 Latency ratios come from one run with the variants timed interleaved; absolute milliseconds on a
@@ -43,12 +44,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--final", help="Variant checked against the targets (default: the bundled one).")
     parser.add_argument("--int8-baseline", help="Teacher ONNX INT8 variant (default: <baseline>-int8).")
     parser.add_argument("--set", dest="overrides", action="append", default=[], help="Recipe override.")
+    parser.add_argument("--redo", metavar="STAGE", help="Redo this stage and the later ones in --run-dir.")
     args = parser.parse_args(argv)
     console = Console()
     try:
         from compress.pipeline import run_recipe
 
-        result = run_recipe(args.recipe, out=args.run_dir, overrides=args.overrides, console=console)
+        result = run_recipe(
+            args.recipe, out=args.run_dir, overrides=args.overrides, console=console, redo=args.redo
+        )
         if result.report is None:
             raise CompressError(f"{args.recipe}: the recipe wrote no report; add a 'report' stage")
         report = result.report

@@ -79,6 +79,7 @@ def test_bundle_predicts_like_the_int8_variant_without_torch(slice_run):
     manifest = json.loads((bundle / "manifest.json").read_text())
     assert manifest["labels"] == ["neg", "pos"]
     assert set(manifest["files"]) == {"model.onnx", "tokenizer.json"}
+    assert manifest["onnxruntime_session"] == {"cpu_disabled_optimizers": ["SkipLayerNormFusion"]}  # how it was timed
     script = (
         "import sys, json; from compress.bundle.predict import predict; "
         f"out = predict({str(bundle)!r}, ['a great and charming film', 'a dull and tedious plot']); "

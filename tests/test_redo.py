@@ -72,6 +72,8 @@ def test_redo_evaluate_keeps_earlier_outputs_and_measures_with_new_settings(reci
         for key in ("b1_s8", "b1_s16"):
             assert variant["latency_ms"]["cpu"][key]["rounds"] == 6
     assert again.report["evaluation"]["settings"]["blocks"] == 2
+    # the run's time is its stages' time (the redone evaluate's new one), not the time since it started
+    assert again.report["run"]["duration_s"] == pytest.approx(sum(s["seconds"] for s in again.report["stages"]), abs=0.1)
     manifest = json.loads((again.bundle_dir / "manifest.json").read_text())
     assert manifest["latency_ms"]["cpu"]["b1_s8"]["rounds"] == 6  # the bundle was redone after the new evaluate
     assert "rounds taken in 2 blocks alternating between settings" in (result.run_dir / "report.md").read_text()

@@ -103,10 +103,13 @@ def load_average() -> list[float] | None:
 
 
 def environment(threads: int) -> dict[str, Any]:
+    from compress.evaluation.runners import CPU_DISABLED_FUSIONS
+
     model, flags = cpu_description()
     return {
         "load_average": load_average(),
         "onnxruntime_providers": onnxruntime_providers(),
+        "onnxruntime_cpu_disabled_optimizers": list(CPU_DISABLED_FUSIONS),
         "cpu": model,
         "cpu_flags": flags,
         "cores": os.cpu_count(),

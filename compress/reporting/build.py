@@ -111,7 +111,8 @@ def build_report(ctx: RunContext) -> dict[str, Any]:
         "run": {
             "directory": str(ctx.run_dir),
             "started": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(ctx.started)),
-            "duration_s": round(time.time() - ctx.started, 1),
+            # the stages' own times, so a resumed or --redo run does not count the hours it sat idle
+            "duration_s": round(sum(record["seconds"] for record in ctx.stage_records), 1),
         },
         "data": {**ctx.task.summary(), "p95_tokens": settings.get("p95_tokens"), "max_length": ctx.max_length,
                  **ctx.data_checks},

@@ -258,6 +258,7 @@ def environment_section(report: dict[str, Any]) -> list[str]:
         ["GPU", gpu_text(env)],
         ["load average (1/5/15 min)", str(env.get("load_average") or "unknown")],
         ["ONNX Runtime providers", ", ".join(env.get("onnxruntime_providers", [])) or "-"],
+        ["ONNX Runtime fusions left off (CPU)", ", ".join(env.get("onnxruntime_cpu_disabled_optimizers", [])) or "-"],
         ["libraries", libraries],
         ["platform", str(env.get("platform"))],
         ["recipe", f"{recipe.get('source')} (hash {env.get('recipe_hash') or recipe.get('hash')})"],

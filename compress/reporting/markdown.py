@@ -128,7 +128,7 @@ def data_line(report: dict[str, Any]) -> str:
         )
     text += f"Baseline: **{report['baseline']}**."
     if run.get("duration_s") is not None:
-        text += f" Run took {run['duration_s']:.0f} s."
+        text += f" Run took {run['duration_s']:.0f} s (its stages' time)."
     return text
 
 

@@ -21,6 +21,7 @@ class Bundle(Stage):
 
     def run(self, current, ctx):
         from compress.bundle.writer import write_bundle
+        from compress.evaluation.runners import CPU_DISABLED_FUSIONS
 
         variant = ctx.variant(self.config.variant) if self.config.variant else current
         if not variant.is_onnx:
@@ -35,6 +36,8 @@ class Bundle(Stage):
             "accuracy": measured.get("accuracy"),
             "accuracy_split": "test",
             "latency_ms": measured.get("latency_ms", {}),
+            # how the latency above was measured; a deployment without compress should open it the same way
+            "onnxruntime_session": {"cpu_disabled_optimizers": list(CPU_DISABLED_FUSIONS)},
         }
         target = ctx.run_dir / self.config.directory
         write_bundle(target, variant.path, ctx.encoder_for(variant), ctx.task.label_names, metadata)
