@@ -360,7 +360,7 @@ def _exported(result) -> Variant:
     return Variant.from_record(next(v for v in state["variants"] if v["name"] == "teacher-onnx"))
 
 
-def test_export_can_fuse_and_keeps_the_fused_graph_only_when_it_agrees(tiny_recipe, tmp_path):
+def test_export_can_fuse_and_keeps_the_fused_graph_only_when_it_agrees(tiny_recipe, tmp_path, monkeypatch):
     from compress.pipeline import run_recipe
 
     stages = [{"export": {"optimize": True, "check_examples": 8}}]
@@ -377,9 +377,23 @@ def test_export_can_fuse_and_keeps_the_fused_graph_only_when_it_agrees(tiny_reci
         OnnxPredictor(variant.path).logits(*batch), OnnxPredictor(unfused).logits(*batch), atol=1e-4
     )
 
-    strict = [{"export": {"optimize": True, "optimize_tolerance": 1e-12, "check_examples": 8}}]
-    variant = _exported(run_recipe(parse_recipe(tiny_recipe(strict), "tiny.yaml"), out=tmp_path / "strict"))
+    # A fusion that changes the outputs (here: the fused graph's classifier bias moved by 0.01) is refused.
+    import onnxruntime.transformers.optimizer as ort_optimizer
+
+    real_optimize = ort_optimizer.optimize_model
+
+    def skewed(*args, **kwargs):
+        optimized = real_optimize(*args, **kwargs)
+        bias = next(t for t in optimized.model.graph.initializer if t.name.endswith("classifier.bias"))
+        bias.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(bias) + 0.01, bias.name))
+        return optimized
+
+    monkeypatch.setattr(ort_optimizer, "optimize_model", skewed)
+    stages = [{"export": {"optimize": True, "check_examples": 8}}]
+    variant = _exported(run_recipe(parse_recipe(tiny_recipe(stages), "tiny.yaml"), out=tmp_path / "skewed"))
     assert variant.info["optimization"]["used"] is False and variant.path.name == "model.onnx"
+    assert "fused outputs differ by" in variant.info["optimization"]["reason"]
+    assert variant.info["optimization"]["max_abs_logit_diff"] == pytest.approx(0.01, rel=1e-3)
 
 
 @pytest.mark.integration  # torch.export + PT2E take ~30 s on 2 busy cores, even for a tiny model
