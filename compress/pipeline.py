@@ -20,7 +20,7 @@ from compress.context import RunContext, seed_everything
 from compress.errors import CompressError, StageError
 from compress.io_utils import read_json, write_json_atomic
 from compress.registry import TORCH, Stage
-from compress.rewind import rewind_state
+from compress.rewind import delete_outputs, rewind_state
 from compress.run_dir import (
     STATE_FILE,
     check_outputs_exist,
@@ -68,8 +68,9 @@ def _prepare_run_dir(
             return None
         if redo:
             check_outputs_exist(state, run_dir)
-            state = rewind_state(state, recipe, redo, run_dir)
+            state, stale = rewind_state(state, recipe, redo, run_dir)
             write_json_atomic(state_path, state)
+            delete_outputs(stale)
             console.print(f"[bold]Redoing[/] {run_dir} from stage {redo}; earlier stages' outputs kept")
             return state
         if state.get("recipe_hash") != recipe.hash:

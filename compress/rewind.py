@@ -70,9 +70,10 @@ def check_redo_prefix(saved: dict[str, Any], recipe: Recipe, redo: str) -> int:
     return index
 
 
-def rewind_state(state: dict[str, Any], recipe: Recipe, redo: str, run_dir: Path) -> dict[str, Any]:
-    """The run's state as it was before stage ``redo``, with the outputs of that stage and of every
-    later one deleted from ``run_dir`` (stage folders, and the bundle when it is redone)."""
+def rewind_state(state: dict[str, Any], recipe: Recipe, redo: str, run_dir: Path) -> tuple[dict[str, Any], list[Path]]:
+    """The run's state as it was before stage ``redo``, now belonging to ``recipe`` (so a plain rerun
+    resumes it), and the outputs of that stage and every later one to delete (stage folders, and the
+    bundle when it is redone). Save the state before deleting them: an interrupted redo then resumes."""
     index = check_redo_prefix(state.get("recipe", {}), recipe, redo)
     kept_ids = {"input", *(spec.id for spec in recipe.stages[:index])}
     records = state.get("stage_records", [])
@@ -82,20 +83,24 @@ def rewind_state(state: dict[str, Any], recipe: Recipe, redo: str, run_dir: Path
     produced = [r["produced"] for r in kept if r.get("produced")]
     rewound = {
         **state,
+        "recipe_hash": recipe.hash,
+        "recipe": recipe.to_dict(),
         "completed": [stage for stage in state.get("completed", []) if stage in kept_ids],
         "stage_records": kept,
         "variants": [v for v in state.get("variants", []) if v["name"] not in removed_variants],
         "current": produced[-1] if produced else state.get("current"),
     }
+    stale = [folder for folder in (run_dir / STAGES_DIR).glob("[0-9][0-9]-*") if int(folder.name[:2]) > index]
     kinds = {r["kind"] for r in dropped}
     if "evaluate" in kinds:
         rewound["evaluation"] = {}
     if "bundle" in kinds:
         bundle = owned_bundle(run_dir, state)
-        if bundle:
-            shutil.rmtree(bundle, ignore_errors=True)
+        stale += [bundle] if bundle else []
         rewound["bundle_dir"] = None
-    for folder in (run_dir / STAGES_DIR).glob("[0-9][0-9]-*"):
-        if int(folder.name[:2]) > index:  # stage folders are numbered from 01 in recipe order
-            shutil.rmtree(folder, ignore_errors=True)
-    return rewound
+    return rewound, stale  # stage folders are numbered from 01 in recipe order: later ones go
+
+
+def delete_outputs(paths: list[Path]) -> None:
+    for path in paths:
+        shutil.rmtree(path, ignore_errors=True)

@@ -77,6 +77,9 @@ def test_redo_evaluate_keeps_earlier_outputs_and_measures_with_new_settings(reci
     manifest = json.loads((again.bundle_dir / "manifest.json").read_text())
     assert manifest["latency_ms"]["cpu"]["b1_s8"]["rounds"] == 6  # the bundle was redone after the new evaluate
     assert "rounds taken in 2 blocks alternating between settings" in (result.run_dir / "report.md").read_text()
+    console, log = _quiet()
+    run_recipe(changed, out=result.run_dir, console=console)  # the run now belongs to the changed recipe
+    assert "Resuming" in log.getvalue() and "report already done" in log.getvalue()
 
 
 def test_redo_refuses_when_an_earlier_stage_changed(recipe, finished):
