@@ -125,3 +125,23 @@ def test_an_option_added_since_the_run_counts_as_unchanged_at_its_default(recipe
     changed.write_text(yaml.safe_dump(raw))
     with pytest.raises(CompressError, match="stage 'finetune' comes earlier and differs"):
         run_recipe(changed, out=result.run_dir, console=_quiet()[0], redo="evaluate")
+
+
+def test_redo_report_adds_the_comparisons_the_recipe_asks_for(recipe, finished):
+    result, root = finished
+    state = json.loads((result.run_dir / "state.json").read_text())
+    raw = json.loads(json.dumps(state["recipe"]))  # the run's own recipe (the earlier tests changed it)
+    raw["stages"][-1] = {"report": {"compare": [["teacher-int8", "teacher-onnx"]]}}
+    raw["stages"] = [{kind: {k: v for k, v in options.items() if k != "id"}} for stage in raw["stages"]
+                     for kind, options in stage.items()]
+    path = root / "compare.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    again = run_recipe(path, out=result.run_dir, console=_quiet()[0], redo="report")
+    entries = again.report["comparisons"]
+    assert [(e["variant"], e["against"], e["setting"]) for e in entries] == [
+        ("teacher-int8", "teacher-onnx", "b1_s8"), ("teacher-int8", "teacher-onnx", "b1_s16")
+    ]
+    rows = {r["name"]: r["latency_ms"]["cpu"] for r in again.report["variants"]}
+    for entry in entries:  # computed from the very samples the report holds
+        assert entry["p50_ratio"] == pytest.approx(rows["teacher-onnx"][entry["setting"]]["p50"] / entry["p50_ms"], abs=1e-3)
+    assert "## Head to head" in (result.run_dir / "report.md").read_text()

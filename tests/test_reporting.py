@@ -195,3 +195,24 @@ def test_bench_rejects_bad_input_with_a_clear_message(tiny_models, tmp_path):
     assert result.exit_code == 2 and "--batch-sizes" in result.output
     result = runner.invoke(app, ["bench", str(tiny_models[0]), "--runtimes", "tensorflow"])
     assert result.exit_code == 2 and "runtimes" in result.output
+
+
+def test_head_to_head_states_the_ratio_the_recipe_asks_for(report):
+    from compress.errors import StageError
+    from compress.reporting.comparisons import head_to_head
+
+    measured = {
+        "small": {"latency_ms": {"cpu": {"b1_s8": {"p50": 5.0, "samples": [5.0, 5.0, 4.0, 5.0]}}}},
+        "big": {"latency_ms": {"cpu": {"b1_s8": {"p50": 10.0, "samples": [10.0, 10.0, 10.0, 10.0]},
+                                       "b1_s16": {"p50": 20.0, "samples": [20.0] * 4}}}},
+    }
+    (entry,) = head_to_head(measured, [("small", "big")])  # b1_s16: only one of them was timed there
+    assert entry["setting"] == "b1_s8" and entry["p50_ratio"] == 2.0
+    assert entry["paired"]["ratio"] == 2.0 and entry["paired"]["p75"] == 2.125  # per-round 2, 2, 2.5, 2
+    with pytest.raises(StageError, match="report.compare: no measured variant 'smal'; measured: small, big"):
+        head_to_head(measured, [("smal", "big")])
+    report = {**report, "comparisons": [entry]}
+    assert "## Head to head" in render_markdown(report)
+    assert "| small | big | b1_s8 (cpu) | 5.00 / 10.00 ms | **2.00x** | 2.00x (IQR 2.00-2.12) |" in render_markdown(report)
+    page = render_html(report)
+    assert "<h2>Head to head</h2>" in page and "2.00x (IQR 2.00-2.12)" in page and "**" not in page

@@ -95,8 +95,14 @@ def noise_threshold() -> float:
     return NOISY_RELATIVE_IQR
 
 
+def requested_comparisons(ctx: RunContext) -> list[tuple[str, str]]:
+    """The ``compare`` pairs of the recipe's report stage(s)."""
+    return [pair for spec in ctx.recipe.stages if spec.kind == "report" for pair in getattr(spec.config, "compare", [])]
+
+
 def build_report(ctx: RunContext) -> dict[str, Any]:
     from compress.evaluation.environment import environment
+    from compress.reporting.comparisons import head_to_head
 
     settings = ctx.evaluation.get("settings", {})
     return {
@@ -118,6 +124,7 @@ def build_report(ctx: RunContext) -> dict[str, Any]:
                  **ctx.data_checks},
         "baseline": ctx.baseline.name,
         "variants": variant_entries(ctx),
+        "comparisons": head_to_head(ctx.evaluation.get("variants", {}), requested_comparisons(ctx)),
         "stages": ctx.stage_records,
         "evaluation": {
             "settings": settings,

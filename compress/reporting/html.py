@@ -7,6 +7,7 @@ from html import escape
 from typing import Any
 
 from compress.reporting import svg
+from compress.reporting.comparisons import COMPARISON_HEADER, comparison_rows
 from compress.reporting.markdown import data_line, gpu_text
 from compress.reporting.views import (
     count,
@@ -180,6 +181,13 @@ def latency_section(report: dict[str, Any]) -> list[str]:
     return out
 
 
+def comparisons_section(report: dict[str, Any]) -> list[str]:
+    if not report.get("comparisons"):
+        return []
+    rows = [[cell.replace("**", "") for cell in row] for row in comparison_rows(report)]
+    return ["<h2>Head to head</h2>", _table(COMPARISON_HEADER, rows, numeric_from=3)]
+
+
 def facts_section(report: dict[str, Any]) -> list[str]:
     names = devices(report)
     rows = [
@@ -279,6 +287,7 @@ def run_sections(report: dict[str, Any]) -> list[str]:
         summary_section(report)
         + plots_section(report)
         + latency_section(report)
+        + comparisons_section(report)
         + facts_section(report)
         + trials_section(report)
         + stages_section(report)

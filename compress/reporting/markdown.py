@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from compress.reporting.comparisons import COMPARISON_HEADER, comparison_rows
 from compress.reporting.distillation import distillation_section
 from compress.reporting.views import (
     count,
@@ -74,6 +75,8 @@ def render_markdown(report: dict[str, Any]) -> str:
                 )
             rows.append(row)
         lines += _table(["variant"] + keys, rows) + [""]
+    if report.get("comparisons"):
+        lines += ["## Head to head", ""] + _table(COMPARISON_HEADER, comparison_rows(report)) + [""]
     lines += _model_facts(report)
     lines += _trials(report)
     settings = report.get("evaluation", {}).get("settings", {})

@@ -4,11 +4,19 @@ The pipeline writes the report again when the run ends, so it also covers stages
 
 from __future__ import annotations
 
+from pydantic import Field
+
 from compress.registry import Stage, StageConfig, register_stage
 
 
 class ReportConfig(StageConfig):
-    """No options yet: report.json, report.md and report.html are always written."""
+    """report.json, report.md and report.html are always written."""
+
+    compare: list[tuple[str, str]] = Field(
+        [],
+        description="Pairs [variant, against]: the report states how much faster the variant is than the other "
+        "one at every measured setting (p50 ratio and the median of per-round ratios).",
+    )
 
 
 @register_stage
