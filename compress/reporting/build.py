@@ -97,7 +97,7 @@ def noise_threshold() -> float:
 
 def requested_comparisons(ctx: RunContext) -> list[tuple[str, str]]:
     """The ``compare`` pairs of the recipe's report stage(s)."""
-    return [pair for spec in ctx.recipe.stages if spec.kind == "report" for pair in getattr(spec.config, "compare", [])]
+    return [pair for spec in ctx.recipe.stages if spec.kind == "report" for pair in spec.config.compare]
 
 
 def build_report(ctx: RunContext) -> dict[str, Any]:
