@@ -3,7 +3,8 @@
     python benchmarks/edge.py                          # recipes/edge.yaml -> runs/edge-<time>, reports/edge/
     python benchmarks/edge.py --run-dir runs/edge-x    # reuse (or resume) a run directory
     python benchmarks/edge.py --run-dir runs/edge-x --redo evaluate   # re-measure it, no retraining
-    python benchmarks/edge.py --set data.dataset=spam_assassin --reports reports/edge-spam   # second task
+    python benchmarks/edge.py --set data.dataset=spam_assassin --set distill.transfer.corpus=null \
+        --set distill.augment.copies=4 --reports reports/edge-spam   # second task (copies, not IMDb text)
 
 Latency ratios come from one run with the variants timed interleaved; absolute milliseconds on a
 shared machine are noisy, the ratios much less so.
