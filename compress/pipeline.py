@@ -66,19 +66,17 @@ def _prepare_run_dir(
             removed = clear_previous_run(run_dir, state, recipe)
             console.print(f"[bold]Restarting[/] {run_dir}: removed {', '.join(p.name for p in removed)}")
             return None
-        if redo:
-            check_outputs_exist(state, run_dir)
-            state, stale = rewind_state(state, recipe, redo, run_dir)
-            write_json_atomic(state_path, state)
-            delete_outputs(stale)
-            console.print(f"[bold]Redoing[/] {run_dir} from stage {redo}; earlier stages' outputs kept")
-            return state
-        if state.get("recipe_hash") != recipe.hash:
+        if not redo and state.get("recipe_hash") != recipe.hash:
             raise CompressError(
                 f"{run_dir}: holds a run of a different recipe (or different settings); "
                 "choose a new --out directory, or pass --restart to start this one over"
             )
         check_outputs_exist(state, run_dir)
+        if redo:
+            state, stale = rewind_state(state, recipe, redo, run_dir)
+            write_json_atomic(state_path, state)
+            delete_outputs(stale)
+            console.print(f"[bold]Redoing[/] {run_dir} from stage {redo}; earlier stages' outputs kept")
         remove_stale_temp_files(run_dir)
         return state
     if redo:

@@ -2,22 +2,15 @@
 
 from __future__ import annotations
 
-import io
 import json
 from pathlib import Path
 
 import pytest
 import yaml
-from rich.console import Console
-from tiny import synthetic_rows, write_csv
+from tiny import quiet_console, synthetic_rows, write_csv
 
 from compress.errors import CompressError
 from compress.pipeline import run_recipe
-
-
-def _quiet() -> tuple[Console, io.StringIO]:
-    buffer = io.StringIO()
-    return Console(file=buffer, width=200), buffer
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +43,7 @@ def _write(recipe: dict, path: Path, **evaluate) -> Path:
 @pytest.fixture(scope="module")
 def finished(recipe, tmp_path_factory):
     root = tmp_path_factory.mktemp("redo-run")
-    result = run_recipe(_write(recipe, root / "recipe.yaml"), out=root / "run", console=_quiet()[0])
+    result = run_recipe(_write(recipe, root / "recipe.yaml"), out=root / "run", console=quiet_console()[0])
     return result, root
 
 
@@ -61,7 +54,7 @@ def test_redo_evaluate_keeps_earlier_outputs_and_measures_with_new_settings(reci
     stamps = (weights.stat().st_mtime_ns, onnx_file.stat().st_mtime_ns)
     accuracies = {v["name"]: v["accuracy"] for v in result.report["variants"]}
     changed = _write(recipe, root / "more-rounds.yaml", rounds=6, blocks=2)
-    console, log = _quiet()
+    console, log = quiet_console()
     again = run_recipe(changed, out=result.run_dir, console=console, redo="evaluate")
     assert "Redoing" in log.getvalue() and "fine-tune epoch" not in log.getvalue()
     assert (weights.stat().st_mtime_ns, onnx_file.stat().st_mtime_ns) == stamps  # untouched
@@ -77,7 +70,7 @@ def test_redo_evaluate_keeps_earlier_outputs_and_measures_with_new_settings(reci
     manifest = json.loads((again.bundle_dir / "manifest.json").read_text())
     assert manifest["latency_ms"]["cpu"]["b1_s8"]["rounds"] == 6  # the bundle was redone after the new evaluate
     assert "rounds taken in 2 blocks alternating between settings" in (result.run_dir / "report.md").read_text()
-    console, log = _quiet()
+    console, log = quiet_console()
     run_recipe(changed, out=result.run_dir, console=console)  # the run now belongs to the changed recipe
     assert "Resuming" in log.getvalue() and "report already done" in log.getvalue()
 
@@ -89,12 +82,12 @@ def test_redo_refuses_when_an_earlier_stage_changed(recipe, finished):
     changed = root / "two-epochs.yaml"
     changed.write_text(yaml.safe_dump(raw))
     with pytest.raises(CompressError, match=r"stage 'finetune' comes earlier and differs.*--redo finetune"):
-        run_recipe(changed, out=result.run_dir, console=_quiet()[0], redo="evaluate")
+        run_recipe(changed, out=result.run_dir, console=quiet_console()[0], redo="evaluate")
     raw = json.loads(json.dumps(recipe))
     raw["seed"] = 5
     changed.write_text(yaml.safe_dump(raw))
     with pytest.raises(CompressError, match="'seed' differs"):
-        run_recipe(changed, out=result.run_dir, console=_quiet()[0], redo="report")
+        run_recipe(changed, out=result.run_dir, console=quiet_console()[0], redo="report")
     assert (result.run_dir / "report.json").is_file() and (result.run_dir / "stages" / "04-evaluate").is_dir()
 
 
@@ -102,11 +95,11 @@ def test_redo_names_the_problem_for_unknown_stages_and_empty_directories(recipe,
     result, root = finished
     same = _write(recipe, root / "same.yaml")
     with pytest.raises(CompressError, match="no stage 'evaluation'; its stages are: finetune, export, quantize"):
-        run_recipe(same, out=result.run_dir, console=_quiet()[0], redo="evaluation")
+        run_recipe(same, out=result.run_dir, console=quiet_console()[0], redo="evaluation")
     with pytest.raises(CompressError, match="holds no run to redo"):
-        run_recipe(same, out=tmp_path / "nothing", console=_quiet()[0], redo="evaluate")
+        run_recipe(same, out=tmp_path / "nothing", console=quiet_console()[0], redo="evaluate")
     with pytest.raises(CompressError, match="exclude each other"):
-        run_recipe(same, out=result.run_dir, console=_quiet()[0], redo="evaluate", restart=True)
+        run_recipe(same, out=result.run_dir, console=quiet_console()[0], redo="evaluate", restart=True)
 
 
 def test_an_option_added_since_the_run_counts_as_unchanged_at_its_default(recipe, finished):
@@ -118,13 +111,13 @@ def test_an_option_added_since_the_run_counts_as_unchanged_at_its_default(recipe
     del state["recipe"]["stages"][0]["finetune"]["max_train_examples"]  # as if the option were new
     state_file.write_text(json.dumps(state))
     same = _write(recipe, root / "same-again.yaml")
-    assert run_recipe(same, out=result.run_dir, console=_quiet()[0], redo="evaluate").report is not None
+    assert run_recipe(same, out=result.run_dir, console=quiet_console()[0], redo="evaluate").report is not None
     raw = json.loads(json.dumps(recipe))
     raw["stages"][0]["finetune"]["max_train_examples"] = 50
     changed = root / "limited.yaml"
     changed.write_text(yaml.safe_dump(raw))
     with pytest.raises(CompressError, match="stage 'finetune' comes earlier and differs"):
-        run_recipe(changed, out=result.run_dir, console=_quiet()[0], redo="evaluate")
+        run_recipe(changed, out=result.run_dir, console=quiet_console()[0], redo="evaluate")
 
 
 def test_redo_report_adds_the_comparisons_the_recipe_asks_for(recipe, finished):
@@ -136,7 +129,7 @@ def test_redo_report_adds_the_comparisons_the_recipe_asks_for(recipe, finished):
                      for kind, options in stage.items()]
     path = root / "compare.yaml"
     path.write_text(yaml.safe_dump(raw))
-    again = run_recipe(path, out=result.run_dir, console=_quiet()[0], redo="report")
+    again = run_recipe(path, out=result.run_dir, console=quiet_console()[0], redo="report")
     entries = again.report["comparisons"]
     assert [(e["variant"], e["against"], e["setting"]) for e in entries] == [
         ("teacher-int8", "teacher-onnx", "b1_s8"), ("teacher-int8", "teacher-onnx", "b1_s16")

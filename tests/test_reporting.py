@@ -199,7 +199,7 @@ def test_bench_rejects_bad_input_with_a_clear_message(tiny_models, tmp_path):
 
 def test_head_to_head_states_the_ratio_the_recipe_asks_for(report):
     from compress.errors import StageError
-    from compress.reporting.comparisons import head_to_head
+    from compress.reporting.build import head_to_head
 
     measured = {
         "small": {"latency_ms": {"cpu": {"b1_s8": {"p50": 5.0, "samples": [5.0, 5.0, 4.0, 5.0]}}}},

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import os
 import signal
@@ -15,8 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from rich.console import Console
-from tiny import synthetic_rows, write_csv
+from tiny import quiet_console, synthetic_rows, write_csv
 
 from compress.checkpoints import CHECKPOINT_FILE
 from compress.config import parse_recipe
@@ -57,18 +55,13 @@ def _tree_hash(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _quiet() -> tuple[Console, io.StringIO]:
-    buffer = io.StringIO()
-    return Console(file=buffer, width=200), buffer
-
-
 @pytest.fixture(scope="module")
 def straight(recipe_file, tmp_path_factory, tiny_checkpoints):
     """One uninterrupted run, with the inputs hashed before and after."""
     raw = yaml.safe_load(recipe_file.read_text())
     inputs = [Path(raw["model"]["source"]), Path(raw["data"]["dataset"])]
     before = [_tree_hash(p) for p in inputs]
-    console, _ = _quiet()
+    console, _ = quiet_console()
     result = run_recipe(recipe_file, out=tmp_path_factory.mktemp("straight") / "run", console=console)
     return result, inputs, before
 
@@ -125,7 +118,7 @@ def test_killed_mid_finetune_resumes_to_the_same_report(sig, recipe_file, straig
     assert state["completed"] == ["input"]  # finetune was not finished ...
     assert checkpoint.is_file()  # ... but its epoch checkpoint survived
 
-    console, log = _quiet()
+    console, log = quiet_console()
     resumed = run_recipe(recipe_file, out=out, console=console)
     assert "resuming fine-tune from the checkpoint after epoch" in log.getvalue()
     assert _deterministic(resumed.report) == _deterministic(straight[0].report)
@@ -150,7 +143,7 @@ def test_rerunning_a_finished_run_changes_nothing(recipe_file, straight):
     result = straight[0]
     weights = result.run_dir / "stages" / "01-finetune" / "model" / "model.safetensors"
     stamp = weights.stat().st_mtime_ns
-    console, log = _quiet()
+    console, log = quiet_console()
     again = run_recipe(recipe_file, out=result.run_dir, console=console)
     assert "Resuming" in log.getvalue() and "fine-tune epoch" not in log.getvalue()
     assert weights.stat().st_mtime_ns == stamp
@@ -163,7 +156,7 @@ def test_restart_refuses_to_delete_an_input_of_the_recipe(recipe_file, straight)
     raw["model"]["source"] = str(run_dir / "stages" / "01-finetune" / "model")
     recipe = parse_recipe(raw, "from-own-run.yaml")
     with pytest.raises(CompressError, match="holds this recipe's input"):
-        run_recipe(recipe, out=run_dir, console=_quiet()[0], restart=True)
+        run_recipe(recipe, out=run_dir, console=quiet_console()[0], restart=True)
     assert (run_dir / "stages" / "01-finetune" / "model" / "model.safetensors").is_file()
 
 
@@ -171,7 +164,7 @@ def test_never_writes_into_a_directory_that_is_not_a_run(recipe_file, tmp_path):
     (tmp_path / "precious.txt").write_text("data")
     for restart in (False, True):
         with pytest.raises(CompressError, match="not a compress run"):
-            run_recipe(recipe_file, out=tmp_path, console=_quiet()[0], restart=restart)
+            run_recipe(recipe_file, out=tmp_path, console=quiet_console()[0], restart=restart)
     assert [p.name for p in tmp_path.iterdir()] == ["precious.txt"]
 
 
@@ -194,7 +187,7 @@ def test_training_resumes_mid_stage_bit_for_bit(tiny_checkpoints, tmp_path):
     ids = [[2, 5 + i % 8, 13 + i % 5, 3] if i % 2 else [2, 13 + i % 8, 20 + i % 5, 3] for i in range(96)]
     labels = [i % 2 for i in range(96)]
     config = TrainingConfig(epochs=2, batch_size=8, learning_rate=3e-3, patience=0)
-    console = _quiet()[0]
+    console = quiet_console()[0]
     assert max(max(x) for x in ids) < len(VOCAB)
 
     def fresh():
@@ -235,8 +228,8 @@ def test_restart_removes_only_compress_outputs(recipe_file, straight):
     raw["stages"][0]["finetune"]["epochs"] = 1
     different.write_text(yaml.safe_dump(raw))
     with pytest.raises(CompressError, match="different recipe"):
-        run_recipe(different, out=out, console=_quiet()[0])
-    console, log = _quiet()
+        run_recipe(different, out=out, console=quiet_console()[0])
+    console, log = quiet_console()
     result = run_recipe(different, out=out, console=console, restart=True)
     assert "Restarting" in log.getvalue() and "Resuming" not in log.getvalue()
     assert (out / "my-notes.txt").read_text() == "keep me"

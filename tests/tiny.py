@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import csv
+import io
 import random
 from pathlib import Path
 
+from rich.console import Console
 from tokenizers import Tokenizer, models, pre_tokenizers, processors
 
 SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
@@ -93,3 +95,9 @@ class RunsCode:
         import os
 
         return (os.system, (f"touch {self.marker}",))
+
+
+def quiet_console() -> tuple[Console, io.StringIO]:
+    """A console that writes into a buffer (returned too), so a test can read what a run printed."""
+    buffer = io.StringIO()
+    return Console(file=buffer, width=200), buffer

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from compress.context import RunContext
+from compress.errors import StageError
 from compress.variants import Variant
 
 SCHEMA_VERSION = 1
@@ -36,6 +37,36 @@ def speedups(
             else:
                 ratios.setdefault(device, {})[key] = round(reference["p50"] / stats["p50"], 3)
     return ratios, spreads
+
+
+def head_to_head(measured: dict[str, Any], pairs: Sequence[Sequence[str]]) -> list[dict[str, Any]]:
+    """One entry per (pair, device, setting) both rows were timed at: p50s, ratio of p50s, and (with raw
+    samples) the median of per-round ratios with its IQR, as :func:`speedups` pairs them."""
+    entries = []
+    for variant, against in pairs:
+        for name in (variant, against):
+            if name not in measured:
+                raise StageError(
+                    f"report.compare: no measured variant {name!r}; measured: {', '.join(measured) or 'none'}"
+                )
+        mine, theirs = measured[variant].get("latency_ms", {}), measured[against].get("latency_ms", {})
+        ratios, spreads = speedups(theirs, mine)
+        for device, by_setting in ratios.items():
+            for key in by_setting:
+                stats, reference = mine[device][key], theirs[device][key]
+                entry = {
+                    "variant": variant,
+                    "against": against,
+                    "device": device,
+                    "setting": key,
+                    "p50_ms": stats["p50"],
+                    "against_p50_ms": reference["p50"],
+                    "p50_ratio": round(reference["p50"] / stats["p50"], 3),
+                }
+                if key in spreads.get(device, {}):
+                    entry["paired"] = spreads[device][key]
+                entries.append(entry)
+    return entries
 
 
 def _ordered_rows(variants: Sequence[Variant], measured: dict[str, Any]) -> list[tuple[Variant, str, dict[str, Any]]]:
@@ -102,7 +133,6 @@ def requested_comparisons(ctx: RunContext) -> list[tuple[str, str]]:
 
 def build_report(ctx: RunContext) -> dict[str, Any]:
     from compress.evaluation.environment import environment
-    from compress.reporting.comparisons import head_to_head
 
     settings = ctx.evaluation.get("settings", {})
     return {
