@@ -71,9 +71,10 @@ def _prepare_run_dir(
                 f"{run_dir}: holds a run of a different recipe (or different settings); "
                 "choose a new --out directory, or pass --restart to start this one over"
             )
-        check_outputs_exist(state, run_dir)
         if redo:
             state, stale = rewind_state(state, recipe, redo, run_dir)
+        check_outputs_exist(state, run_dir)  # when redoing, only the kept stages' outputs are needed
+        if redo:
             write_json_atomic(state_path, state)
             delete_outputs(stale)
             console.print(f"[bold]Redoing[/] {run_dir} from stage {redo}; earlier stages' outputs kept")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -38,6 +39,14 @@ def _write(recipe: dict, path: Path, **evaluate) -> Path:
     raw["stages"][3]["evaluate"].update(evaluate)
     path.write_text(yaml.safe_dump(raw))
     return path
+
+
+def _own_recipe(result) -> dict:
+    """The recipe the run now belongs to (the tests before change it), as a recipe file would hold it."""
+    raw = json.loads((result.run_dir / "state.json").read_text())["recipe"]
+    raw["stages"] = [{kind: {k: v for k, v in options.items() if k != "id"}} for stage in raw["stages"]
+                     for kind, options in stage.items()]
+    return raw
 
 
 @pytest.fixture(scope="module")
@@ -122,11 +131,8 @@ def test_an_option_added_since_the_run_counts_as_unchanged_at_its_default(recipe
 
 def test_redo_report_adds_the_comparisons_the_recipe_asks_for(recipe, finished):
     result, root = finished
-    state = json.loads((result.run_dir / "state.json").read_text())
-    raw = json.loads(json.dumps(state["recipe"]))  # the run's own recipe (the earlier tests changed it)
+    raw = _own_recipe(result)
     raw["stages"][-1] = {"report": {"compare": [["teacher-int8", "teacher-onnx"]]}}
-    raw["stages"] = [{kind: {k: v for k, v in options.items() if k != "id"}} for stage in raw["stages"]
-                     for kind, options in stage.items()]
     path = root / "compare.yaml"
     path.write_text(yaml.safe_dump(raw))
     again = run_recipe(path, out=result.run_dir, console=quiet_console()[0], redo="report")
@@ -138,3 +144,23 @@ def test_redo_report_adds_the_comparisons_the_recipe_asks_for(recipe, finished):
     for entry in entries:  # computed from the very samples the report holds
         assert entry["p50_ratio"] == pytest.approx(rows["teacher-onnx"][entry["setting"]]["p50"] / entry["p50_ms"], abs=1e-3)
     assert "## Head to head" in (result.run_dir / "report.md").read_text()
+
+
+def test_redo_needs_only_the_outputs_of_the_stages_it_keeps(recipe, finished):
+    """Outputs of the redone stages may be gone (deleted by hand); a kept stage's missing output is
+    named, and nothing is deleted or rewound."""
+    result, root = finished
+    own = root / "own.yaml"
+    own.write_text(yaml.safe_dump(_own_recipe(result)))
+    variants = {v["name"]: v for v in json.loads((result.run_dir / "state.json").read_text())["variants"]}
+    Path(variants["teacher-int8"]["path"]).unlink()  # made by quantize, which is redone
+    shutil.rmtree(result.bundle_dir)
+    again = run_recipe(own, out=result.run_dir, console=quiet_console()[0], redo="quantize")
+    assert Path(variants["teacher-int8"]["path"]).is_file() and (again.bundle_dir / "manifest.json").is_file()
+    onnx_file = Path(variants["teacher-onnx"]["path"])  # made by export, which is kept
+    onnx_file.unlink()
+    state_before = (result.run_dir / "state.json").read_text()
+    with pytest.raises(CompressError, match=rf"cannot resume, {onnx_file}.*'teacher-onnx'.*is missing"):
+        run_recipe(own, out=result.run_dir, console=quiet_console()[0], redo="quantize")
+    assert (result.run_dir / "state.json").read_text() == state_before
+    assert Path(variants["teacher-int8"]["path"]).is_file()  # nothing of the later stages deleted
