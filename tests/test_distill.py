@@ -398,6 +398,17 @@ def test_bf16_distillation_learns_as_well_and_records_its_precision(trained_teac
     assert single_process.info["distillation"]["precision"] == "fp32"
 
 
+def test_student_dropout_defaults_to_the_teachers():
+    teacher = _teacher()
+    teacher.config.hidden_dropout_prob = teacher.config.attention_probs_dropout_prob = 0.2
+    default, _ = build_student(teacher, StudentSpec(layers=2))
+    assert default.config.hidden_dropout_prob == default.config.attention_probs_dropout_prob == 0.2
+    none, _ = build_student(teacher, StudentSpec(layers=2, dropout=0.0))
+    assert none.config.hidden_dropout_prob == none.config.attention_probs_dropout_prob == 0.0
+    none.train()
+    ids, mask = _batch()
+    assert torch.equal(none(input_ids=ids, attention_mask=mask).logits, none(input_ids=ids, attention_mask=mask).logits)
+
 def test_encoder_names_special_and_mask_ids_for_augmentation():
     encoder = TextEncoder(tiny_tokenizer(), 32)
     assert encoder.special_ids == {0, 1, 2, 3, 4}  # [PAD] [UNK] [CLS] [SEP] [MASK]

@@ -69,6 +69,9 @@ class DistillConfig(TrainingConfig):
     heads: int = Field(1, ge=1, description="Attention heads per student layer.")
     ffn: int | None = Field(None, ge=1, description="Intermediate (FFN) width; default: the teacher's.")
     hidden: int | None = Field(None, ge=8, description="Hidden width; default: the teacher's (needed by teacher_layers).")
+    dropout: float | None = Field(
+        None, ge=0, lt=1, description="Hidden and attention dropout of the student; default: the teacher's."
+    )
     init: Literal["teacher_layers", "random"] = "teacher_layers"
     teacher_layers: Literal["uniform", "first"] | list[int] = Field(
         "uniform",

@@ -45,6 +45,7 @@ def student_spec(config: DistillConfig) -> StudentSpec:
         init=config.init,
         teacher_layers=config.teacher_layers,
         merge_scale=config.merge_scale,
+        dropout=config.dropout,
     )
 
 
@@ -181,6 +182,7 @@ def distill(
                 "ffn": student.config.intermediate_size,
                 "hidden": student.config.hidden_size,
                 "init": config.init,
+                "dropout": student.config.hidden_dropout_prob,
                 **init.to_dict(),
             },
             "teacher_shape": {

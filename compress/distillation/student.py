@@ -40,6 +40,8 @@ class StudentSpec:
     init: str = "teacher_layers"
     teacher_layers: str | list[int] = "uniform"
     merge_scale: str | float = "auto"
+    dropout: float | None = None
+    """Hidden and attention-probability dropout; None keeps the teacher's."""
 
 
 @dataclass
@@ -98,6 +100,8 @@ def student_config(teacher: nn.Module, spec: StudentSpec):
     config.num_attention_heads = spec.heads
     config.hidden_size = spec.hidden or config.hidden_size
     config.intermediate_size = spec.ffn or config.intermediate_size
+    if spec.dropout is not None:
+        config.hidden_dropout_prob = config.attention_probs_dropout_prob = spec.dropout
     if config.hidden_size % spec.heads:
         raise StageError(f"distill: hidden size {config.hidden_size} is not a multiple of heads={spec.heads}")
     return config
