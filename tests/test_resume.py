@@ -23,7 +23,7 @@ from compress.pipeline import default_run_dir, run_recipe
 
 ROOT = Path(__file__).resolve().parent.parent
 STAGES = [
-    {"finetune": {"epochs": 3, "learning_rate": 3e-3, "batch_size": 16, "patience": 0}},
+    {"finetune": {"epochs": 3, "learning_rate": 1e-3, "batch_size": 4, "patience": 0}},
     {"evaluate": {"batch_sizes": [1], "seq_lengths": [16], "rounds": 3, "warmup": 0}},
     {"report": {}},
 ]
@@ -31,9 +31,10 @@ STAGES = [
 
 @pytest.fixture(scope="module")
 def recipe_file(tmp_path_factory, tiny_checkpoints) -> Path:
-    """A recipe whose fine-tune epochs take long enough (a few seconds) to be interrupted mid-stage."""
+    """A recipe whose fine-tune epochs take long enough (~1.5 s each on 2 cores) to be interrupted mid-stage:
+    the signal must land in epoch 2 or 3, after the first checkpoint and before the stage completes."""
     root = tmp_path_factory.mktemp("resume")
-    csv_path = write_csv(root / "reviews.csv", synthetic_rows(700, seed=1))
+    csv_path = write_csv(root / "reviews.csv", synthetic_rows(1200, seed=1))
     raw = {
         "name": "resume",
         "seed": 3,
@@ -87,6 +88,9 @@ def _start(recipe_file: Path, out: Path) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, "-m", "compress", "run", str(recipe_file), "--out", str(out)],
         cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        # A test runner started in the background by a non-interactive shell inherits SIGINT as ignored,
+        # and so would the run (Python installs no KeyboardInterrupt handler then): give it Ctrl-C back.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
 
 
