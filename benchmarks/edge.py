@@ -4,7 +4,8 @@
     python benchmarks/edge.py --run-dir runs/edge-x    # reuse (or resume) a run directory
     python benchmarks/edge.py --run-dir runs/edge-x --redo evaluate   # re-measure it, no retraining
     python benchmarks/edge.py --set data.dataset=spam_assassin --set distill.transfer.corpus=null \
-        --set distill.augment.copies=4 --reports reports/edge-spam   # second task (copies, not IMDb text)
+        --set distill.augment.copies=4 --set vocab_prune.min_count=4 \
+        --reports reports/edge-spam   # second task (copies, not IMDb text; tokens seen 4+ times)
 
 Latency ratios come from one run with the variants timed interleaved; absolute milliseconds on a
 shared machine are noisy, the ratios much less so.
