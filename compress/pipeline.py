@@ -51,6 +51,17 @@ def default_run_dir(recipe: Recipe, root: Path = Path("runs")) -> Path:
     return candidate
 
 
+def _rewind(run_dir: Path, state: dict[str, Any], recipe: Recipe, redo: str, console: Console) -> dict[str, Any]:
+    """Take the run back to before stage ``redo``: only the kept stages' outputs must exist; the rewound
+    state is saved before the redone stages' outputs are deleted, so an interrupted redo resumes."""
+    state, stale = rewind_state(state, recipe, redo, run_dir)
+    check_outputs_exist(state, run_dir)
+    write_json_atomic(run_dir / STATE_FILE, state)
+    delete_outputs(stale)
+    console.print(f"[bold]Redoing[/] {run_dir} from stage {redo}; earlier stages' outputs kept")
+    return state
+
+
 def _prepare_run_dir(
     run_dir: Path, recipe: Recipe, restart: bool, console: Console, redo: str | None = None
 ) -> dict[str, Any] | None:
@@ -72,12 +83,9 @@ def _prepare_run_dir(
                 "choose a new --out directory, or pass --restart to start this one over"
             )
         if redo:
-            state, stale = rewind_state(state, recipe, redo, run_dir)
-        check_outputs_exist(state, run_dir)  # when redoing, only the kept stages' outputs are needed
-        if redo:
-            write_json_atomic(state_path, state)
-            delete_outputs(stale)
-            console.print(f"[bold]Redoing[/] {run_dir} from stage {redo}; earlier stages' outputs kept")
+            state = _rewind(run_dir, state, recipe, redo, console)
+        else:
+            check_outputs_exist(state, run_dir)
         remove_stale_temp_files(run_dir)
         return state
     if redo:
