@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 from rich.console import Console
-from tiny import VOCAB, synthetic_rows, tiny_config, tiny_tokenizer
+from tiny import layer_output, padded_ids, synthetic_rows, tiny_bert_teacher, tiny_tokenizer
 from transformers import BertForSequenceClassification
 
 from compress.config import parse_recipe
@@ -36,25 +36,6 @@ from compress.training import TrainingConfig, train_classifier
 QUIET = Console(quiet=True)
 
 
-def _teacher(layers: int = 4, heads: int = 4, seed: int = 0) -> BertForSequenceClassification:
-    torch.manual_seed(seed)
-    return BertForSequenceClassification(tiny_config("bert", layers=layers, heads=heads)).eval()
-
-
-def _batch(seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
-    generator = torch.Generator().manual_seed(seed)
-    ids = torch.randint(5, len(VOCAB), (3, 9), generator=generator)
-    mask = torch.ones_like(ids)
-    mask[0, 6:] = 0
-    return ids, mask
-
-
-def _layer_output(layer: torch.nn.Module, hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    additive = (1.0 - mask[:, None, None, :].float()) * torch.finfo(torch.float32).min
-    out = layer(hidden, attention_mask=additive)
-    return out[0] if isinstance(out, tuple) else out
-
-
 # --- student construction ---------------------------------------------------------------------------
 
 
@@ -70,8 +51,8 @@ def test_teacher_layer_choice():
 
 
 def test_student_shapes_and_stock_config():
-    teacher = _teacher()
-    student, init = build_student(teacher, StudentSpec(layers=2, heads=1, ffn=24), _batch())
+    teacher = tiny_bert_teacher()
+    student, init = build_student(teacher, StudentSpec(layers=2, heads=1, ffn=24), padded_ids())
     assert type(student) is BertForSequenceClassification
     assert student.config.num_hidden_layers == 2 and student.config.num_attention_heads == 1
     assert init.teacher_layers == [1, 3]
@@ -86,18 +67,18 @@ def test_student_shapes_and_stock_config():
 
 
 def test_copied_layer_reproduces_the_teacher_layer():
-    teacher = _teacher()
-    student, init = build_student(teacher, StudentSpec(layers=2, heads=4), _batch())
-    ids, mask = _batch()
+    teacher = tiny_bert_teacher()
+    student, init = build_student(teacher, StudentSpec(layers=2, heads=4), padded_ids())
+    ids, mask = padded_ids()
     hidden = teacher(input_ids=ids, attention_mask=mask, output_hidden_states=True).hidden_states
     for index, source in enumerate(init.teacher_layers):
-        out = _layer_output(architectures.encoder_layers(student)[index], hidden[source], mask)
+        out = layer_output(architectures.encoder_layers(student)[index], hidden[source], mask)
         assert torch.allclose(out[mask.bool()], hidden[source + 1][mask.bool()], atol=1e-6)
 
 
 def test_merged_head_equals_the_teacher_when_heads_attend_alike():
     """With identical per-head Q/K, one merged head at scale 'mean' attends exactly like every head."""
-    teacher = _teacher()
+    teacher = tiny_bert_teacher()
     for layer in architectures.encoder_layers(teacher):
         attention = architectures.self_attention(layer)
         with torch.no_grad():
@@ -105,14 +86,14 @@ def test_merged_head_equals_the_teacher_when_heads_attend_alike():
                 linear.weight.copy_(linear.weight[:8].repeat(4, 1))
                 linear.bias.copy_(linear.bias[:8].repeat(4))
     student, _ = build_student(teacher, StudentSpec(layers=2, heads=1, merge_scale="mean"))
-    ids, mask = _batch()
+    ids, mask = padded_ids()
     hidden = teacher(input_ids=ids, attention_mask=mask, output_hidden_states=True).hidden_states
-    out = _layer_output(architectures.encoder_layers(student)[0], hidden[1], mask)
+    out = layer_output(architectures.encoder_layers(student)[0], hidden[1], mask)
     assert torch.allclose(out[mask.bool()], hidden[2][mask.bool()], atol=1e-5)
 
 
 def test_merge_scale_is_folded_into_the_query():
-    teacher = _teacher()
+    teacher = tiny_bert_teacher()
     source = architectures.self_attention(architectures.encoder_layers(teacher)[1]).query.weight
     for choice, c in (("sum", 1.0), ("mean", 0.25), (0.5, 0.5)):
         student, init = build_student(teacher, StudentSpec(layers=2, heads=1, merge_scale=choice))
@@ -122,8 +103,8 @@ def test_merge_scale_is_folded_into_the_query():
 
 
 def test_auto_merge_scale_is_no_worse_than_the_fixed_choices():
-    teacher = _teacher()
-    ids, mask = _batch()
+    teacher = tiny_bert_teacher()
+    ids, mask = padded_ids()
     with torch.no_grad():
         hidden = teacher(input_ids=ids, attention_mask=mask, output_hidden_states=True).hidden_states
 
@@ -132,7 +113,7 @@ def test_auto_merge_scale_is_no_worse_than_the_fixed_choices():
         student, init = build_student(
             teacher, StudentSpec(layers=2, heads=1, merge_scale=choice), (ids, mask)
         )
-        out = _layer_output(architectures.encoder_layers(student)[1], hidden[3], mask)
+        out = layer_output(architectures.encoder_layers(student)[1], hidden[3], mask)
         return float(((out - hidden[4])[mask.bool()] ** 2).mean())
 
     assert error("auto") <= min(error("mean"), error("sum"), error("none")) + 1e-9
@@ -140,11 +121,11 @@ def test_auto_merge_scale_is_no_worse_than_the_fixed_choices():
 
 def test_bad_student_requests_fail_clearly():
     with pytest.raises(StageError, match="hidden size"):
-        build_student(_teacher(), StudentSpec(layers=2, hidden=16))
+        build_student(tiny_bert_teacher(), StudentSpec(layers=2, hidden=16))
     with pytest.raises(StageError, match="wider"):
-        build_student(_teacher(), StudentSpec(layers=2, ffn=1000))
+        build_student(tiny_bert_teacher(), StudentSpec(layers=2, ffn=1000))
     with pytest.raises(StageError, match="multiple"):
-        build_student(_teacher(), StudentSpec(layers=2, heads=3))
+        build_student(tiny_bert_teacher(), StudentSpec(layers=2, heads=3))
 
 
 # --- losses, checked by hand ----------------------------------------------------------------------------
@@ -200,8 +181,8 @@ def test_relation_probabilities_and_kl_by_hand():
 
 
 def test_attention_loss_is_zero_for_the_teacher_itself_and_positive_otherwise():
-    teacher = _teacher()
-    ids, mask = _batch()
+    teacher = tiny_bert_teacher()
+    ids, mask = padded_ids()
     hidden = teacher(input_ids=ids, attention_mask=mask, output_hidden_states=True).hidden_states
     attention = architectures.self_attention(architectures.encoder_layers(teacher)[2])
     qkv = {"q": attention.query, "k": attention.key, "v": attention.value}
@@ -231,8 +212,8 @@ def test_loss_names_are_validated_up_front():
 def test_student_round_trips_and_exports(tmp_path):
     from compress.exporting import export_onnx, max_output_difference
 
-    student, _ = build_student(_teacher(), StudentSpec(layers=2, heads=1, ffn=24), _batch())
-    ids, mask = _batch()
+    student, _ = build_student(tiny_bert_teacher(), StudentSpec(layers=2, heads=1, ffn=24), padded_ids())
+    ids, mask = padded_ids()
     expected = student(input_ids=ids, attention_mask=mask).logits
     student.save_pretrained(tmp_path / "hf")
     reloaded = BertForSequenceClassification.from_pretrained(tmp_path / "hf").eval()
@@ -269,7 +250,7 @@ def one_thread():
 @pytest.fixture(scope="module")
 def trained_teacher(tmp_path_factory, one_thread):
     train, dev = _task()
-    teacher = _teacher(layers=4)
+    teacher = tiny_bert_teacher(layers=4)
     config = TrainingConfig(epochs=5, learning_rate=3e-3, batch_size=16, patience=0)
     result = train_classifier(teacher, train, dev, 0, config, 0, QUIET)
     assert result.best_dev_accuracy >= 0.9
@@ -399,14 +380,14 @@ def test_bf16_distillation_learns_as_well_and_records_its_precision(trained_teac
 
 
 def test_student_dropout_defaults_to_the_teachers():
-    teacher = _teacher()
+    teacher = tiny_bert_teacher()
     teacher.config.hidden_dropout_prob = teacher.config.attention_probs_dropout_prob = 0.2
     default, _ = build_student(teacher, StudentSpec(layers=2))
     assert default.config.hidden_dropout_prob == default.config.attention_probs_dropout_prob == 0.2
     none, _ = build_student(teacher, StudentSpec(layers=2, dropout=0.0))
     assert none.config.hidden_dropout_prob == none.config.attention_probs_dropout_prob == 0.0
     none.train()
-    ids, mask = _batch()
+    ids, mask = padded_ids()
     assert torch.equal(none(input_ids=ids, attention_mask=mask).logits, none(input_ids=ids, attention_mask=mask).logits)
 
 def test_encoder_names_special_and_mask_ids_for_augmentation():
@@ -455,3 +436,16 @@ def test_recipe_distills_with_a_transfer_file_and_reports_it(tiny_recipe, synthe
     assert facts["transfer_examples"] == 150  # every line but the 5 test texts
     assert facts["transfer"]["corpus"] == str(corpus)
     assert "150 teacher-labelled transfer texts" in (result.run_dir / "report.md").read_text()
+
+
+def test_head_annealing_distils_as_well_and_leaves_a_stock_student(trained_teacher, single_process):
+    train, dev = _task()
+    torch.manual_seed(0)
+    config = DistillConfig(**{**DISTILL, "anneal_heads": 0.5})
+    result = distill(load_model(trained_teacher[0]), train, dev, 0, {0, 2, 3}, 4, config, 0, QUIET)
+    assert result.info["distillation"]["student"]["anneal_heads"] == 0.5
+    assert result.info["training"]["best_dev_accuracy"] >= single_process.info["training"]["best_dev_accuracy"] - 0.05
+    for layer in architectures.encoder_layers(result.student):
+        assert "forward" not in vars(architectures.self_attention(layer))
+    assert type(result.student) is BertForSequenceClassification
+    assert result.student.config.num_attention_heads == 1

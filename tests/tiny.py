@@ -67,6 +67,35 @@ def tiny_config(family: str, num_labels: int = 2, layers: int = 2, heads: int = 
     raise ValueError(family)
 
 
+def tiny_bert_teacher(layers: int = 4, heads: int = 4, seed: int = 0):
+    """A random tiny ``BertForSequenceClassification`` (hidden 32) in eval mode."""
+    import torch
+    from transformers import BertForSequenceClassification
+
+    torch.manual_seed(seed)
+    return BertForSequenceClassification(tiny_config("bert", layers=layers, heads=heads)).eval()
+
+
+def padded_ids(seed: int = 0):
+    """(input_ids, attention_mask) of 3 random texts of 9 tokens, the first padded after 6."""
+    import torch
+
+    generator = torch.Generator().manual_seed(seed)
+    ids = torch.randint(5, len(VOCAB), (3, 9), generator=generator)
+    mask = torch.ones_like(ids)
+    mask[0, 6:] = 0
+    return ids, mask
+
+
+def layer_output(layer, hidden, mask):
+    """One encoder layer's output for ``hidden`` under the 0/1 ``mask`` (as an additive attention mask)."""
+    import torch
+
+    additive = (1.0 - mask[:, None, None, :].float()) * torch.finfo(torch.float32).min
+    out = layer(hidden, attention_mask=additive)
+    return out[0] if isinstance(out, tuple) else out
+
+
 def make_checkpoint(directory: Path, family: str = "bert", seed: int = 0, **config_kwargs) -> Path:
     """Save a randomly initialised ``*ForSequenceClassification`` plus tokenizer.json to ``directory``."""
     import torch

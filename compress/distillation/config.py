@@ -82,6 +82,13 @@ class DistillConfig(TrainingConfig):
         description="Merged-head logit scale: 'mean'/'sum' of the heads' logits, 'none' (HF default), "
         "a number c (logits = c * sum), or 'auto' (per layer, best reproduces the teacher layer).",
     )
+    anneal_heads: float = Field(
+        0.0,
+        ge=0,
+        le=1,
+        description="Share of the training steps over which the teacher's split heads merge into the "
+        "student's heads (attention mixed from split to merged); 0: merged from the first step.",
+    )
     losses: dict[str, float] = Field({"logits": 1.0}, description="Loss name -> weight (logits, hidden, attention).")
     loss_options: LossOptions = LossOptions()
     augment: AugmentConfig = AugmentConfig()

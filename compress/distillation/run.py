@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,6 +17,7 @@ from compress.data.batching import pad_batch
 from compress.data.dataset import TaskData
 from compress.data.tokenization import TextEncoder
 from compress.data.transfer import transfer_texts
+from compress.distillation.annealing import HeadAnnealing, annealing_heads
 from compress.distillation.augment import augment_ids, embedding_neighbours, train_token_pool
 from compress.distillation.cache import cache_teacher
 from compress.distillation.config import AugmentConfig, DistillConfig, TransferConfig
@@ -121,6 +124,19 @@ def encoded_transfer(config: TransferConfig, task: TaskData, encoder: TextEncode
     return encoder.encode(texts)
 
 
+@contextmanager
+def head_annealing(student: nn.Module, teacher: nn.Module, init: StudentInit, config: DistillConfig, examples: int):
+    """The annealing schedule while training (None when ``anneal_heads`` is 0 or no heads are merged)."""
+    heads, split_heads = student.config.num_attention_heads, teacher.config.num_attention_heads
+    if not config.anneal_heads or heads == split_heads or not init.query_factors:
+        yield None
+        return
+    steps = config.epochs * math.ceil(examples / config.batch_size)
+    schedule = HeadAnnealing(heads, split_heads, init.query_factors, config.anneal_heads, steps)
+    with annealing_heads(student, schedule):
+        yield schedule
+
+
 def distill(
     teacher: nn.Module,
     train: Split,
@@ -161,17 +177,20 @@ def distill(
     )
     model = DistillationModel(student, losses, config.losses)
     model.cache = cache
-    result = train_classifier(
-        model,
-        (train_ids + extra, train_labels + teacher_labels),
-        dev,
-        pad_id,
-        config.model_copy(update={"max_train_examples": None}),
-        seed,
-        console,
-        loss_fn=distillation_loss_fn,
-        description="distill",
-    )
+    examples = len(train_ids) + len(extra)
+    with head_annealing(student, teacher, init, config, examples) as model.annealing:
+        result = train_classifier(
+            model,
+            (train_ids + extra, train_labels + teacher_labels),
+            dev,
+            pad_id,
+            config.model_copy(update={"max_train_examples": None}),
+            seed,
+            console,
+            loss_fn=distillation_loss_fn,
+            description="distill",
+        )
+    model.annealing = None
     info = {
         "distillation": {
             "losses": dict(config.losses),
@@ -183,6 +202,7 @@ def distill(
                 "hidden": student.config.hidden_size,
                 "init": config.init,
                 "dropout": student.config.hidden_dropout_prob,
+                "anneal_heads": config.anneal_heads,
                 **init.to_dict(),
             },
             "teacher_shape": {

@@ -9,6 +9,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from compress.distillation.annealing import HeadAnnealing
 from compress.distillation.cache import TeacherCache
 from compress.distillation.losses import DistillLoss, StudentOutputs, TeacherTargets
 from compress.models import architectures
@@ -30,6 +31,8 @@ class DistillationModel(nn.Module):
         self.losses = nn.ModuleDict(dict(losses))
         self.weights = dict(weights)
         self.cache: TeacherCache | None = None
+        self.annealing: HeadAnnealing | None = None
+        """Advanced once per training forward when the student's heads are being merged gradually."""
         self._projection_layers = sorted(
             set().union(*(loss.student_projection_layers() for loss in losses.values()))
         )
@@ -38,6 +41,8 @@ class DistillationModel(nn.Module):
     def forward(self, input_ids, attention_mask, labels=None, index=None):
         if labels is None:
             return self.student(input_ids=input_ids, attention_mask=attention_mask).logits
+        if self.annealing is not None and self.training:
+            self.annealing.advance()
         with self._capture_projections() as projections:
             output = self.student(
                 input_ids=input_ids, attention_mask=attention_mask, output_hidden_states=self._needs_hidden
