@@ -204,6 +204,10 @@ def test_loss_names_are_validated_up_front():
         parse_recipe({"name": "x", "stages": [{"distill": {"losses": {"hiden": 1.0}}}]}, "r.yaml")
     with pytest.raises(RecipeError, match="positive weight"):
         parse_recipe({"name": "x", "stages": [{"distill": {"losses": {"logits": 0}}}]}, "r.yaml")
+    with pytest.raises(RecipeError, match="anneal_heads .* needs init: teacher_layers"):
+        parse_recipe({"name": "x", "stages": [{"distill": {"anneal_heads": 0.5, "init": "random"}}]}, "r.yaml")
+    with pytest.raises(RecipeError, match="anneal_heads"):
+        parse_recipe({"name": "x", "stages": [{"distill": {"anneal_heads": 1.5}}]}, "r.yaml")
 
 
 # --- persistence and export ------------------------------------------------------------------------------
@@ -323,7 +327,7 @@ def test_report_shows_teacher_and_student_with_loss_weights():
     facts = {
         "losses": {"logits": 1.0, "hidden": 0.5},
         "loss_options": {"temperature": 2.0, "hard_label_weight": 0.3, "relations": ["qk", "vv"]},
-        "student": {**shape, "teacher_layers": [2, 5], "merge_scales": [0.1, 0.2]},
+        "student": {**shape, "teacher_layers": [2, 5], "merge_scales": [0.1, 0.2], "anneal_heads": 0.5, "dropout": 0.0},
         "teacher_shape": {"layers": 6, "heads": 12, "ffn": 1536, "hidden": 384},
         "train_examples": 10,
         "augmented_examples": 10,
@@ -349,6 +353,10 @@ def test_report_shows_teacher_and_student_with_loss_weights():
     assert "| layers / heads / FFN / hidden | 6 / 12 / 1536 / 384 | 2 / 1 / 768 / 384 |" in text
     assert "logits x1, hidden x0.5" in text
     assert "10 train texts + 10 teacher-labelled augmented copies + 30 teacher-labelled transfer texts (imdb_reviews)" in text
+    assert "heads merged gradually over the first 50% of the steps; dropout 0.0" in text
+    assert "relations" not in text  # no attention loss
+    facts["losses"]["attention"] = 1.0
+    assert "attention relations ['qk', 'vv']" in "\n".join(distillation_section(report))
 
 
 def test_torchrun_followers_stop_after_the_last_training_stage(monkeypatch, tmp_path):

@@ -98,6 +98,12 @@ class DistillConfig(TrainingConfig):
     learning_rate: float = Field(1e-4, gt=0, lt=1)
     patience: int = Field(2, ge=0)
 
+    @model_validator(mode="after")
+    def _annealing_needs_copied_heads(self) -> DistillConfig:
+        if self.anneal_heads and self.init != "teacher_layers":
+            raise ValueError("anneal_heads starts from the teacher's heads: it needs init: teacher_layers")
+        return self
+
     @field_validator("losses")
     @classmethod
     def _known_losses(cls, value: dict[str, float]) -> dict[str, float]:

@@ -37,15 +37,26 @@ def distillation_section(report: dict[str, Any]) -> list[str]:
             f"| layers / heads / FFN / hidden | {_shape(facts.get('teacher_shape'))} | {_shape(shape)} |",
             "",
             f"- Losses (weights): **{losses}**; temperature {options.get('temperature')}, hard-label share "
-            f"{options.get('hard_label_weight')}, attention relations {options.get('relations')}.",
+            f"{options.get('hard_label_weight')}{_relations(facts)}.",
             f"- Init: {shape['init']}, teacher layers {shape.get('teacher_layers')}, merged-head scales "
-            f"{shape.get('merge_scales')}.",
+            f"{shape.get('merge_scales')}{_annealing(shape)}; dropout {shape.get('dropout')}.",
             f"- Data: {_data(facts)}; teacher cache {facts['teacher_cache_mb']} MB.",
             f"- Training: {facts['seconds']:.0f} s in all, best dev accuracy "
             f"{100 * training.get('best_dev_accuracy', 0):.2f}% at epoch {training.get('best_epoch')}.",
             "",
         ]
     return lines
+
+
+def _relations(facts: dict[str, Any]) -> str:
+    if not facts["losses"].get("attention"):
+        return ""
+    return f", attention relations {facts.get('loss_options', {}).get('relations')}"
+
+
+def _annealing(shape: dict[str, Any]) -> str:
+    share = shape.get("anneal_heads")
+    return f", heads merged gradually over the first {100 * share:g}% of the steps" if share else ""
 
 
 def _data(facts: dict[str, Any]) -> str:
