@@ -3,8 +3,9 @@
 Usage: python benchmarks/distill_sweep.py TEACHER_MODEL_DIR SWEEP.yaml [OUT.jsonl]
 
 SWEEP.yaml maps a setting name to ``distill`` stage options (as in a recipe), applied over ``base:``
-(its own entry, optional). Each setting is distilled in turn with the real ``distill`` code on the
-recipe split (seed 0, test 2,000, dev 1,000); one JSON line per setting is appended to OUT.jsonl
+(its own entry, optional); a setting's ``seed:`` (default 0) seeds its distillation (student init,
+transfer sample, batch order) but never the split. Each setting is distilled in turn with the real
+``distill`` code on the recipe split (seed 0, test 2,000, dev 1,000); one JSON line per setting is appended to OUT.jsonl
 (default ``reports/distill-int8/sweep.jsonl``) as soon as it finishes, so a long sweep can be cut short.
 """
 
@@ -46,18 +47,21 @@ def main(teacher_dir: str, sweep_path: str, out_path: str = "reports/distill-int
     labels = np.asarray(task.test.labels)
     console.print(f"teacher test accuracy {np.mean(teacher_test == labels):.4f}")
     for name, options in sweep.items():
-        config = DistillConfig.model_validate({**base, **(options or {})})
+        options = {**base, **(options or {})}
+        seed = int(options.pop("seed", 0))
+        config = DistillConfig.model_validate(options)
         console.print(f"[bold]{name}[/]: {config.model_dump(exclude_defaults=True)}")
         started = time.perf_counter()
         result = distill(
-            teacher, train, dev, encoder.pad_id, encoder.special_ids, encoder.mask_id, config, 0, console,
-            transfer=encoded_transfer(config.transfer, task, encoder, 0),
+            teacher, train, dev, encoder.pad_id, encoder.special_ids, encoder.mask_id, config, seed, console,
+            transfer=encoded_transfer(config.transfer, task, encoder, seed),
         )
         seconds = time.perf_counter() - started
         predicted = predict_logits(TorchPredictor(result.student), test_ids, encoder.pad_id).argmax(-1)
         row = {
             "name": name,
             "options": config.model_dump(exclude_defaults=True),
+            "seed": seed,
             "test_accuracy": float(np.mean(predicted == labels)),
             "teacher_test_accuracy": float(np.mean(teacher_test == labels)),
             "agreement_with_teacher": float(np.mean(predicted == teacher_test)),

@@ -103,3 +103,18 @@ def test_mixed_attention_by_hand():
         split = F.softmax((q[0, :, dims] @ k[0, :, dims].T / (factor * math.sqrt(2)))[:, keep], dim=-1)
         expected[:, dims] = (alpha * merged + (1 - alpha) * split) @ v[0, keep][:, dims]
     assert torch.allclose(out[0], expected, atol=1e-6)
+
+
+def test_annealing_needs_teacher_heads_that_split_evenly():
+    from compress.distillation.config import DistillConfig
+    from compress.distillation.run import head_annealing
+    from compress.errors import StageError
+
+    teacher = tiny_bert_teacher(heads=4)
+    student, init = build_student(teacher, StudentSpec(layers=2, heads=8), padded_ids())
+    with pytest.raises(StageError, match="4 heads to split evenly into the student's 8"):
+        with head_annealing(student, teacher, init, DistillConfig(anneal_heads=0.5), examples=10):
+            pass
+    same, same_init = build_student(teacher, StudentSpec(layers=2, heads=4), padded_ids())
+    with head_annealing(same, teacher, same_init, DistillConfig(anneal_heads=0.5), examples=10) as schedule:
+        assert schedule is None  # nothing to merge

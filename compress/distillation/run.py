@@ -24,6 +24,7 @@ from compress.distillation.config import AugmentConfig, DistillConfig, TransferC
 from compress.distillation.losses import LOSSES, AttentionLoss, DistillLoss, HiddenLoss, LogitsLoss
 from compress.distillation.student import StudentInit, StudentSpec, build_student, choose_teacher_layers
 from compress.distillation.trainer import DistillationModel, distillation_loss_fn
+from compress.errors import StageError
 from compress.models import architectures
 from compress.training import resolve_precision, train_classifier
 
@@ -131,6 +132,11 @@ def head_annealing(student: nn.Module, teacher: nn.Module, init: StudentInit, co
     if not config.anneal_heads or heads == split_heads or not init.query_factors:
         yield None
         return
+    if split_heads % heads:
+        raise StageError(
+            f"distill: anneal_heads needs the teacher's {split_heads} heads to split evenly into the "
+            f"student's {heads}"
+        )
     steps = config.epochs * math.ceil(examples / config.batch_size)
     schedule = HeadAnnealing(heads, split_heads, init.query_factors, config.anneal_heads, steps)
     with annealing_heads(student, schedule):

@@ -32,7 +32,8 @@ class DistillationModel(nn.Module):
         self.weights = dict(weights)
         self.cache: TeacherCache | None = None
         self.annealing: HeadAnnealing | None = None
-        """Advanced once per training forward when the student's heads are being merged gradually."""
+        """Advanced before each training forward when the student's heads are merged gradually (so the
+        first step already mixes in 1/ramp of the merged attention)."""
         self._projection_layers = sorted(
             set().union(*(loss.student_projection_layers() for loss in losses.values()))
         )
