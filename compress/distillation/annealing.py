@@ -10,7 +10,8 @@ per-head attention. While annealing, each attention layer uses
 (a merged head's probabilities shared by the split heads it was made of), with ``alpha`` rising linearly
 from 0 to 1 over the first ``fraction`` of the training steps. From then on (and whenever the model is in
 eval mode) the layer is the stock single-head layer, so the trained student is a plain
-``BertConfig(num_attention_heads=1)`` model: nothing of the annealing is left in it.
+``BertConfig(num_attention_heads=1)`` model: nothing of the annealing is left in it. While mixing, the
+attention probabilities get no dropout (the hidden states still do).
 """
 
 from __future__ import annotations
