@@ -5,8 +5,9 @@ Usage: python benchmarks/distill_sweep.py TEACHER_MODEL_DIR SWEEP.yaml [OUT.json
 SWEEP.yaml maps a setting name to ``distill`` stage options (as in a recipe), applied over ``base:``
 (its own entry, optional); a setting's ``seed:`` (default 0) seeds its distillation (student init,
 transfer sample, batch order) but never the split. Each setting is distilled in turn with the real
-``distill`` code on the recipe split (seed 0, test 2,000, dev 1,000); one JSON line per setting is appended to OUT.jsonl
-(default ``reports/distill-int8/sweep.jsonl``) as soon as it finishes, so a long sweep can be cut short.
+``distill`` code on the recipe split (seed 0, test 2,000, dev 1,000); one JSON line per setting is
+appended to OUT.jsonl (default ``reports/distill-int8/sweep.jsonl``) as soon as it finishes, so a long
+sweep can be cut short.
 """
 
 from __future__ import annotations

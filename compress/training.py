@@ -22,7 +22,7 @@ from torch import nn
 
 from compress import distributed
 from compress.checkpoints import load_checkpoint, save_checkpoint
-from compress.data.batching import bucketed_batches, lengths_of, pad_batch
+from compress.data.batching import bucketed_batches, lengths_of, num_batches, pad_batch
 from compress.evaluation.accuracy import accuracy, predict_logits
 from compress.evaluation.runners import TorchPredictor
 from compress.models.forward import classifier_logits
@@ -169,7 +169,7 @@ def train_classifier(
         best_state = saved["best_state"]
     if config.epochs == 0 or not train_ids:
         return best
-    steps_per_epoch = math.ceil(len(train_ids) / config.batch_size)
+    steps_per_epoch = num_batches(len(train_ids), config.batch_size)
     optimizer = make_optimizer(model, config)
     scheduler = linear_schedule(optimizer, steps_per_epoch * config.epochs, config.warmup_ratio)
     labels_array = np.asarray(train_labels, dtype=np.int64)

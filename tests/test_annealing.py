@@ -10,7 +10,10 @@ from tiny import layer_output, padded_ids, tiny_bert_teacher
 from torch.nn import functional as F
 
 from compress.distillation.annealing import HeadAnnealing, annealed_attention, annealing_heads
+from compress.distillation.config import DistillConfig
+from compress.distillation.run import head_annealing
 from compress.distillation.student import StudentSpec, build_student
+from compress.errors import StageError
 from compress.models import architectures
 
 
@@ -106,10 +109,6 @@ def test_mixed_attention_by_hand():
 
 
 def test_annealing_needs_teacher_heads_that_split_evenly():
-    from compress.distillation.config import DistillConfig
-    from compress.distillation.run import head_annealing
-    from compress.errors import StageError
-
     teacher = tiny_bert_teacher(heads=4)
     student, init = build_student(teacher, StudentSpec(layers=2, heads=8), padded_ids())
     with pytest.raises(StageError, match="4 heads to split evenly into the student's 8"):

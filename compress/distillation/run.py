@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Sequence
 from contextlib import contextmanager
@@ -13,7 +12,7 @@ import torch
 from rich.console import Console
 from torch import nn
 
-from compress.data.batching import pad_batch
+from compress.data.batching import num_batches, pad_batch
 from compress.data.dataset import TaskData
 from compress.data.tokenization import TextEncoder
 from compress.data.transfer import transfer_texts
@@ -137,7 +136,7 @@ def head_annealing(student: nn.Module, teacher: nn.Module, init: StudentInit, co
             f"distill: anneal_heads needs the teacher's {split_heads} heads to split evenly into the "
             f"student's {heads}"
         )
-    steps = config.epochs * math.ceil(examples / config.batch_size)
+    steps = config.epochs * num_batches(examples, config.batch_size)
     schedule = HeadAnnealing(heads, split_heads, init.query_factors, config.anneal_heads, steps)
     with annealing_heads(student, schedule):
         yield schedule
@@ -196,7 +195,6 @@ def distill(
             loss_fn=distillation_loss_fn,
             description="distill",
         )
-    model.annealing = None
     info = {
         "distillation": {
             "losses": dict(config.losses),
