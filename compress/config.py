@@ -10,16 +10,24 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from compress.errors import RecipeError
+from compress.io_utils import check_plain_name
 from compress.registry import ONNX, TORCH, Stage, StageConfig, get_stage, stage_registry
 
 RUNTIME_WORDS = {TORCH: "a PyTorch model", ONNX: "an ONNX model"}
+MAX_RECIPE_BYTES = 1 << 20
+MAX_RECIPE_NODES = 100_000
+"""Bounds on a recipe file: its size, and its YAML nodes counted with every alias expanded (a few hundred
+bytes of nested aliases, a "billion laughs", would otherwise expand to billions of nodes)."""
+RESERVED_STAGE_IDS = frozenset({"input", "model", "data", "name", "description", "seed", "stages"})
+"""``input`` is the loaded model's place in a run's completed stages (``pipeline.INPUT_STAGE``); the rest
+are recipe sections, which ``--set`` could no longer reach."""
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 class ModelConfig(_Strict):
@@ -50,12 +58,17 @@ class DataConfig(_Strict):
 
 
 class RecipeModel(_Strict):
-    name: str
+    name: str = Field(description="Recipe name; also names the default run directory runs/<name>-<time>.")
     description: str = ""
     seed: int = 0
     model: ModelConfig = ModelConfig()
     data: DataConfig = DataConfig()
     stages: list[Any] = Field(min_length=1)
+
+    @field_validator("name")
+    @classmethod
+    def _plain_name(cls, value: str) -> str:
+        return check_plain_name(value)
 
 
 @dataclass(frozen=True)
@@ -67,6 +80,9 @@ class StageSpec:
     config: StageConfig
     start_from: str | None = None
     """Variant the stage works on (the recipe's ``from:``); ``None`` means the current (last produced) one."""
+
+    def __post_init__(self) -> None:
+        _check_stage_id(self.id, f"stage {self.kind}: id")  # it names the stage's folder in the run directory
 
     def build(self) -> Stage:
         cls = get_stage(self.kind)
@@ -86,6 +102,12 @@ class Recipe:
     """Where the recipe came from (a path), for messages."""
     written: dict[str, Any] = field(default_factory=dict, compare=False)
     """The recipe as the user wrote it (overrides applied), before defaults were filled in."""
+
+    def __post_init__(self) -> None:
+        try:
+            check_plain_name(self.name)  # it names the default run directory, runs/<name>-<time>
+        except ValueError as error:
+            raise RecipeError(f"{self.source}: name: {error} (got {self.name!r})") from None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -133,7 +155,7 @@ def _describe_validation_error(
         else:
             got = item.get("input")
             shown = "" if isinstance(got, dict | list) or got is None else f" (got {got!r})"
-            lines.append(f"{field}: {item['msg']}{shown}")
+            lines.append(f"{field}: {item['msg'].removeprefix('Value error, ')}{shown}")
     return f"{where}: " + "; ".join(lines)
 
 
@@ -155,7 +177,7 @@ def _parse_override(text: str) -> tuple[list[str], Any]:
     if len(path) < 2:
         raise RecipeError(f"--set {text!r}: expected SECTION.FIELD=VALUE, e.g. finetune.epochs=1")
     try:
-        value = yaml.safe_load(raw) if raw.strip() else ""
+        value = _load_yaml(raw, f"--set {text!r}") if raw.strip() else ""
     except yaml.YAMLError:
         value = raw
     return path, value
@@ -182,25 +204,40 @@ def _stage_entries(raw_stages: list[Any], where: str) -> list[tuple[str, dict[st
     return entries
 
 
-def _stage_ids(entries: list[tuple[str, dict[str, Any]]]) -> list[str]:
+def _stage_ids(entries: list[tuple[str, dict[str, Any]]], where: str) -> list[str]:
+    """Each stage's id: its ``id:`` option (a plain name, as it names the stage's folder), else its kind
+    numbered from the second of a kind on (``export``, ``export2``)."""
     ids, seen = [], {}
-    for kind, options in entries:
+    for index, (kind, options) in enumerate(entries):
         explicit = options.get("id")
-        if explicit:
-            ids.append(str(explicit))
+        if explicit is not None:
+            ids.append(_check_stage_id(explicit, f"{where}: stages[{index}] ({kind}).id"))
             continue
         seen[kind] = seen.get(kind, 0) + 1
         ids.append(kind if seen[kind] == 1 else f"{kind}{seen[kind]}")
     return ids
 
 
+def _check_stage_id(value: Any, field: str) -> str:
+    if not isinstance(value, str):
+        raise RecipeError(f"{field}: expected a plain name (a string), got {value!r}")
+    try:
+        check_plain_name(value)
+    except ValueError as error:
+        raise RecipeError(f"{field}: {error} (got {value!r})") from None
+    if value in RESERVED_STAGE_IDS:
+        raise RecipeError(f"{field}: {value!r} is reserved ({', '.join(sorted(RESERVED_STAGE_IDS))}); choose another id")
+    return value
+
+
 def apply_overrides(raw: dict[str, Any], overrides: list[str], where: str) -> dict[str, Any]:
     """Apply ``--set a.b=value`` overrides to the raw recipe mapping (stage ids or top-level sections)."""
     if not overrides:
         return raw
-    raw = json.loads(json.dumps(raw))
-    entries = _stage_entries(raw.get("stages") or [], where)
-    ids = _stage_ids(entries)
+    raw = json.loads(json.dumps(raw, default=str))
+    stages = raw.get("stages")
+    entries = _stage_entries(stages, where) if isinstance(stages, list) else []
+    ids = _stage_ids(entries, where)
     for text in overrides:
         path, value = _parse_override(text)
         head = path[0]
@@ -216,10 +253,16 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str], where: str) -> di
         else:
             known = set(ids) | {"model", "data"}
             raise RecipeError(f"--set {text!r}: no stage or section named {head!r}{_did_you_mean(head, known)}")
-        for part in path[1:-1]:
+        for depth, part in enumerate(path[1:-1], start=2):
             target = target.setdefault(part, {})
+            if not isinstance(target, dict):
+                raise RecipeError(
+                    f"--set {text!r}: {'.'.join(path[:depth])} is not a section (it holds {target!r}), "
+                    "so it has no field to set"
+                )
         target[path[-1]] = value
-    raw["stages"] = [{kind: options} for kind, options in entries]
+    if isinstance(stages, list):
+        raw["stages"] = [{kind: options} for kind, options in entries]
     return raw
 
 
@@ -234,7 +277,7 @@ def parse_recipe(raw: Any, where: str = "<recipe>", overrides: list[str] | None 
         raise RecipeError(_describe_validation_error(error, where, RecipeModel)) from None
 
     entries = _stage_entries(top.stages, where)
-    ids = _stage_ids(entries)
+    ids = _stage_ids(entries, where)
     if len(set(ids)) != len(ids):
         raise RecipeError(f"{where}: stage ids must be unique, got {ids}")
     registry = stage_registry()
@@ -292,18 +335,98 @@ def parse_recipe(raw: Any, where: str = "<recipe>", overrides: list[str] | None 
 def load_recipe(path: str | Path, overrides: list[str] | None = None) -> Recipe:
     """Read and validate a recipe file. Bundled recipe names (``compress recipes``) work too."""
     resolved = resolve_recipe_path(path)
+    size = resolved.stat().st_size
+    if size > MAX_RECIPE_BYTES:
+        raise RecipeError(f"{resolved}: {size:,} bytes; a recipe may be at most {MAX_RECIPE_BYTES:,} bytes")
     try:
         text = resolved.read_text(encoding="utf-8")
     except UnicodeDecodeError:
         raise RecipeError(f"{resolved}: not a text file (it is not valid UTF-8)") from None
     try:
-        raw = yaml.safe_load(text)
+        raw = _load_yaml(text, str(resolved))
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(error, "problem", None) or str(error).splitlines()[0]
         raise RecipeError(f"{resolved}: not valid YAML{at}: {problem}") from None
     return parse_recipe(raw, str(resolved), overrides)
+
+
+class _RecipeLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, refusing a key repeated in one mapping (YAML would silently keep the last)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        first_line: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":  # ``<<: *base`` then overriding keys is intended
+                continue
+            key = self.construct_object(key_node, deep=True)
+            try:
+                repeated = key in first_line
+            except TypeError:  # an unhashable key: the base constructor says so
+                continue
+            line = key_node.start_mark.line + 1
+            if repeated:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {key!r} at lines {first_line[key]} and {line}; keep only one",
+                    key_node.start_mark,
+                )
+            first_line[key] = line
+        return super().construct_mapping(node, deep=deep)
+
+
+def _load_yaml(text: str, where: str) -> Any:
+    """Parse one YAML document, refusing recipes that expand beyond :data:`MAX_RECIPE_NODES` nodes or
+    refer to themselves, before any Python object is built."""
+    loader = _RecipeLoader(text)
+    try:
+        try:
+            node = loader.get_single_node()
+        except RecursionError:
+            raise RecipeError(f"{where}: YAML nested too deeply to be a recipe") from None
+        if node is None:
+            return None
+        _check_expanded_size(node, where)
+        return loader.construct_document(node)
+    finally:
+        loader.dispose()
+
+
+def _check_expanded_size(root: yaml.Node, where: str) -> None:
+    """Count ``root``'s nodes as the tree its aliases stand for, in time linear in the file (shared
+    nodes are counted once and their total reused)."""
+    totals: dict[int, int] = {}
+    open_nodes: set[int] = set()
+
+    def count(node: yaml.Node) -> int:
+        if id(node) in totals:
+            return totals[id(node)]
+        if id(node) in open_nodes:
+            line = node.start_mark.line + 1
+            raise RecipeError(f"{where}: the list or mapping at line {line} contains an alias of itself")
+        open_nodes.add(id(node))
+        total = 1
+        for child in _children(node):
+            total += count(child)
+            if total > MAX_RECIPE_NODES:
+                raise RecipeError(
+                    f"{where}: expands to more than {MAX_RECIPE_NODES:,} YAML values once its aliases (&name / *name) "
+                    "are expanded; a recipe is refused beyond that"
+                )
+        open_nodes.discard(id(node))
+        totals[id(node)] = total
+        return total
+
+    try:
+        count(root)
+    except RecursionError:
+        raise RecipeError(f"{where}: YAML nested too deeply to be a recipe") from None
+
+
+def _children(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.MappingNode):
+        return [part for pair in node.value for part in pair]
+    return list(node.value) if isinstance(node, yaml.SequenceNode) else []
 
 
 def bundled_recipes_dir() -> Path:

@@ -6,20 +6,22 @@ itself (listed in :data:`OWNED_ENTRIES` plus the run's bundle folder), and never
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 from typing import Any
 
 from compress.config import Recipe
 from compress.errors import CompressError
-from compress.io_utils import write_json_atomic
+from compress.io_utils import TEMP_PREFIX, is_temp_name, write_json_atomic
 
 STATE_FILE = "state.json"
 STAGES_DIR = "stages"
 OWNED_ENTRIES = (STAGES_DIR, "report.json", "report.md", "report.html")
 COMPLETE_MARKER = "COMPLETE.json"
-TEMP_PATTERN = ".*.tmp*"
-"""Names :func:`compress.io_utils.atomic_path` gives to files being written."""
+TEMP_PATTERN = f"{TEMP_PREFIX}*"
+"""Names compress gives to files being written and folders being staged (checked with
+:func:`compress.io_utils.is_temp_name`, so a user's ``.notes.tmp1`` is never one of them)."""
 
 
 def is_inside(path: Path, parent: Path) -> bool:
@@ -44,7 +46,7 @@ def owned_paths(run_dir: Path, state: dict[str, Any]) -> list[Path]:
     bundle = owned_bundle(run_dir, state)
     if bundle:
         paths.append(bundle)
-    paths += sorted(run_dir.glob(TEMP_PATTERN))
+    paths += sorted(p for p in run_dir.glob(TEMP_PATTERN) if is_temp_name(p.name) and not p.is_symlink())
     return [p for p in paths if p.exists()] + [run_dir / STATE_FILE]
 
 
@@ -76,12 +78,24 @@ def clear_previous_run(run_dir: Path, state: dict[str, Any], recipe: Recipe) -> 
 
 
 def remove_stale_temp_files(run_dir: Path) -> int:
-    """Delete half-written files a killed run left behind (they are never valid artifacts)."""
+    """Delete the half-written files and staging folders a killed run left behind (never valid artifacts).
+
+    Only names compress itself gives (:func:`compress.io_utils.temp_sibling`) are removed, and symbolic
+    links are neither followed nor deleted.
+    """
     removed = 0
-    for path in run_dir.rglob(TEMP_PATTERN):
-        if path.is_file():
-            path.unlink()
-            removed += 1
+    for folder, dirs, files in os.walk(run_dir):
+        for name in [d for d in dirs if is_temp_name(d)]:
+            dirs.remove(name)
+            path = Path(folder) / name
+            if not path.is_symlink():
+                shutil.rmtree(path)
+                removed += 1
+        for name in files:
+            path = Path(folder) / name
+            if is_temp_name(name) and not path.is_symlink():
+                path.unlink()
+                removed += 1
     return removed
 
 

@@ -1,15 +1,19 @@
-"""Write a bundle directory atomically: build it under a temporary name, then rename."""
+"""Write a bundle directory atomically: build it under a temporary name, then rename.
+
+The bundle may replace only a bundle folder: never a symbolic link (which would reach outside the run
+directory), a file, or a folder of someone else's files.
+"""
 
 from __future__ import annotations
 
 import shutil
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 from compress.data.tokenization import TextEncoder
-from compress.io_utils import sha256_file, write_json_atomic
+from compress.errors import StageError
+from compress.io_utils import make_temp_dir, sha256_file, temp_sibling, write_json_atomic
 
 MODEL_FILE = "model.onnx"
 MANIFEST_FILE = "manifest.json"
@@ -22,10 +26,14 @@ def write_bundle(
     encoder: TextEncoder,
     label_names: tuple[str, ...],
     metadata: dict[str, Any],
+    root: Path,
 ) -> Path:
-    """Create ``target`` holding the model, the tokenizer and a manifest with every file's sha256."""
+    """Create ``target`` (a folder strictly inside ``root``) holding the model, the tokenizer and a
+    manifest with every file's sha256; a previous bundle there is replaced."""
+    _check_replaceable(target, root)
     target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    staging = make_temp_dir(target)
+    previous = None
     try:
         shutil.copyfile(onnx_path, staging / MODEL_FILE)
         encoder.save(staging)
@@ -43,9 +51,29 @@ def write_bundle(
         }
         write_json_atomic(staging / MANIFEST_FILE, manifest)
         if target.exists():
-            shutil.rmtree(target)
+            previous = temp_sibling(target)
+            target.rename(previous)
         staging.rename(target)
     finally:
-        if staging.exists():
-            shutil.rmtree(staging)
+        for leftover in (staging, previous):
+            if leftover is not None and leftover.exists():
+                shutil.rmtree(leftover)
     return target
+
+
+def _check_replaceable(target: Path, root: Path) -> None:
+    where = f"bundle folder {target}"
+    resolved_root = root.resolve()
+    if resolved_root not in (target.parent.resolve() / target.name).parents:
+        raise StageError(f"{where}: is not inside the run directory {root}")
+    if target.is_symlink():
+        raise StageError(f"{where}: is a symbolic link; compress replaces only a bundle folder it wrote, never a link")
+    if not target.exists():
+        return
+    if not target.is_dir():
+        raise StageError(f"{where}: exists and is not a folder; remove it or choose another bundle.directory")
+    if any(target.iterdir()) and not (target / MANIFEST_FILE).is_file():
+        raise StageError(
+            f"{where}: holds files that are not a compress bundle (no {MANIFEST_FILE}); "
+            "move them away or choose another bundle.directory"
+        )

@@ -2,14 +2,26 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
+from compress.io_utils import check_plain_name
 from compress.registry import ONNX, Stage, StageConfig, register_stage
+from compress.run_dir import OWNED_ENTRIES, STATE_FILE
 
 
 class BundleConfig(StageConfig):
     variant: str | None = Field(None, description="Variant to ship (default: the current, i.e. last ONNX, variant).")
-    directory: str = Field("bundle", description="Folder name inside the run directory.")
+    directory: str = Field(
+        "bundle", description="Folder name inside the run directory (one plain name: no '/', '..' or leading '.')."
+    )
+
+    @field_validator("directory")
+    @classmethod
+    def _inside_run_directory(cls, value: str) -> str:
+        check_plain_name(value)
+        if value.lower() in (*OWNED_ENTRIES, STATE_FILE):
+            raise ValueError(f"{value!r} is a name compress uses for its own outputs; choose another folder name")
+        return value
 
 
 @register_stage
@@ -40,7 +52,7 @@ class Bundle(Stage):
             "onnxruntime_session": {"cpu_disabled_optimizers": list(CPU_DISABLED_FUSIONS)},
         }
         target = ctx.run_dir / self.config.directory
-        write_bundle(target, variant.path, ctx.encoder_for(variant), ctx.task.label_names, metadata)
+        write_bundle(target, variant.path, ctx.encoder_for(variant), ctx.task.label_names, metadata, root=ctx.run_dir)
         ctx.bundle_dir = target
         ctx.console.print(f"    bundle written to {target}")
         return None
