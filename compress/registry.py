@@ -27,7 +27,7 @@ class StageConfig(BaseModel):
     reported with the field's name before any work starts.
     """
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 class Stage:

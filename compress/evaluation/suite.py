@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from rich.console import Console
 
 from compress.data.dataset import TextDataset
@@ -27,11 +27,14 @@ from compress.variants import Variant
 RuntimeName = Literal["torch", "torch.compile", "torch-fp16", "onnxruntime", "onnxruntime-trt"]
 
 
+PositiveInt = Annotated[int, Field(ge=1)]
+
+
 class LatencySettings(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     threads: int = Field(2, ge=1, le=256, description="Intra-op threads for every runtime (fixed, recorded).")
-    batch_sizes: list[int] = Field([1, 8], min_length=1, description="Batch sizes to time.")
+    batch_sizes: list[PositiveInt] = Field([1, 8], min_length=1, description="Batch sizes to time.")
     seq_lengths: list[int | Literal["p95"]] = Field(
         [128, "p95"], min_length=1, description="Sequence lengths; 'p95' is the task's 95th-percentile token length."
     )
@@ -62,6 +65,13 @@ class LatencySettings(BaseModel):
         "one that cannot run here is skipped with a note.",
     )
     memory: bool = Field(True, description="Measure peak memory per variant (a fresh process per variant on CPU).")
+
+    @field_validator("seq_lengths")
+    @classmethod
+    def _positive_lengths(cls, lengths: list[int | str]) -> list[int | str]:
+        if any(isinstance(n, int) and n < 1 for n in lengths):
+            raise ValueError(f"each length must be a whole number >= 1 or 'p95', got {lengths}")
+        return lengths
 
 
 def token_length_p95(encoder: TextEncoder, texts: Sequence[str]) -> int:
