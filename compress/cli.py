@@ -178,6 +178,11 @@ def bench(
     tokenizer: Annotated[Path | None, typer.Option(help="Directory with tokenizer.json, when not next to a model.")] = None,
     out: Annotated[Path | None, typer.Option("--out", "-o", help="Write the results: .json (report.json "
                                              "shape), .md or .html.")] = None,
+    trust_model_code: Annotated[
+        bool,
+        typer.Option("--trust-model-code", help="Allow compress model directories that run code on load "
+                     "(torch.export programs, factories); trusted files only."),
+    ] = False,
 ) -> None:
     """Measure latency, throughput, memory and size of models outside a recipe (same code as 'evaluate')."""
     from pydantic import ValidationError
@@ -195,7 +200,7 @@ def bench(
     except ValidationError as error:
         problems = "; ".join(f"--{'-'.join(str(x) for x in e['loc'][:1])}: {e['msg']}" for e in error.errors())
         raise CompressError(problems.replace("_", "-")) from None
-    report = run_bench(models, settings, tokenizer, console)
+    report = run_bench(models, settings, tokenizer, console, trust_model_code=trust_model_code)
     _print_bench(report)
     if out:
         from compress.reporting.write import write_report_file

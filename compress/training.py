@@ -46,7 +46,7 @@ class TrainingConfig(StageConfig):
     precision: Literal["fp32", "bf16", "auto"] = Field(
         "fp32",
         description="Forward passes in bf16 autocast (weights and optimizer stay fp32); 'auto' = bf16 where "
-        "the CPU computes bf16 natively (AVX512-BF16 / AMX), else fp32.",
+        "the CPU has native bf16 (AVX512-BF16 / AMX) and a short benchmark finds it faster, else fp32.",
     )
 
 
@@ -64,11 +64,12 @@ def cross_entropy_loss(model: nn.Module, ids: torch.Tensor, mask: torch.Tensor, 
     return nn.functional.cross_entropy(classifier_logits(model, ids, mask), labels)
 
 
-def resolve_precision(precision: str) -> str:
-    """``auto`` -> ``bf16`` where this CPU has native bf16 matrix instructions, else ``fp32``."""
-    if precision != "auto":
-        return precision
-    return "bf16" if torch.ops.mkldnn._is_mkldnn_bf16_supported() else "fp32"
+def resolve_precision(precision: str, console: Console | None = None) -> str:
+    """``auto`` -> ``bf16`` where this CPU has native bf16 instructions and bf16 measured faster, else ``fp32``
+    (:func:`compress.precision.decide_precision`; with ``console``, a fallback to fp32 is said once)."""
+    from compress.precision import decide_precision
+
+    return decide_precision(precision, console).precision
 
 
 def autocast(precision: str):

@@ -49,7 +49,13 @@ class Variant:
         if self._module is None:
             from compress.models.persistence import load_model
 
-            self._module = load_model(self.path)
+            # Code-running directories load only as they were when vouched for: the program digest
+            # compress recorded as it wrote it, the factory the recipe named (the input's source).
+            self._module = load_model(
+                self.path,
+                expected_sha256=self.info.get("program_sha256"),
+                expected_factory=self.info.get("factory") or self.info.get("source"),
+            )
         return self._module
 
     def to_record(self) -> dict[str, Any]:

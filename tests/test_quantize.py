@@ -420,7 +420,7 @@ def test_inc_backend_stage_quantizes_saves_and_reloads(tiny_recipe, tmp_path, ca
     info = quantized["info"]["quantization"]
     assert info["met_budget"] is True and info["trials"] and info["trials"][0]["chosen"]
     assert json.loads((Path(quantized["path"]) / "compress_model.json").read_text())["kind"] == "torch.export"
-    module = load_model(quantized["path"])
+    module = load_model(quantized["path"], expected_sha256=quantized["info"]["program_sha256"])
     reference = load_model(teacher["path"])
     ids = torch.randint(5, 30, (3, 9))
     mask = torch.ones_like(ids)

@@ -79,8 +79,8 @@ def test_recipes_are_plain_data(tmp_path):
     code = f"__import__('os').system('touch {marker}')"
     with pytest.raises(RecipeError, match="learning_rate"):
         parse_recipe({"name": "x", "stages": [{"finetune": {"learning_rate": code}}]}, "code.yaml")
-    parsed = parse_recipe({"name": code, "stages": ["export"]}, "code.yaml")
-    assert parsed.name == code  # kept as text, never evaluated
+    parsed = parse_recipe({"name": "x", "description": code, "stages": ["export"]}, "code.yaml")
+    assert parsed.description == code  # kept as text, never evaluated (a name must now be a plain folder name)
     assert not marker.exists()
 
 

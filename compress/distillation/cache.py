@@ -9,7 +9,7 @@ FP16 and without padding (one flat (tokens, hidden) tensor per index plus offset
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from compress.data.batching import in_input_order, iterate_batches, lengths_of
+from compress.distillation.estimate import estimate_teacher_cache
 from compress.training import autocast
 
 
@@ -53,10 +54,13 @@ def cache_teacher(
     indices: set[int],
     batch_size: int = 128,
     precision: str = "fp32",
+    log: Callable[[str], object] | None = None,
 ) -> TeacherCache:
     """Run the teacher once over ``encoded`` (in length order, for little padding); keep logits and the requested
-    hidden states in the order of ``encoded``."""
+    hidden states in the order of ``encoded``. ``log`` first gets an estimate of how long this will take."""
     teacher.eval()
+    if log is not None:
+        log(estimate_teacher_cache(teacher, encoded, pad_id, indices, batch_size, precision).line(precision))
     lengths = lengths_of(encoded)
     offsets = np.concatenate([[0], np.cumsum(lengths)])
     order, logits = [], []

@@ -25,7 +25,8 @@ from compress.distillation.student import StudentInit, StudentSpec, build_studen
 from compress.distillation.trainer import DistillationModel, distillation_loss_fn
 from compress.errors import StageError
 from compress.models import architectures
-from compress.training import resolve_precision, train_classifier
+from compress.precision import decide_precision
+from compress.training import train_classifier
 
 MERGE_SAMPLE = 64
 """Train texts used to fit the merged heads' scale."""
@@ -171,8 +172,9 @@ def distill(
     augmented = augmented_copies(teacher, train_ids, aug, mask_id, special_ids, seed) if aug.copies else []
     extra = augmented + [list(ids) for ids in transfer]
     indices = set().union(*(loss.teacher_indices() for loss in losses.values()))
-    precision = resolve_precision(config.precision)
-    cache = cache_teacher(teacher, train_ids + extra, pad_id, indices, precision=precision)
+    decision = decide_precision(config.precision, console)
+    precision = decision.precision
+    cache = cache_teacher(teacher, train_ids + extra, pad_id, indices, precision=precision, log=console.print)
     teacher_labels = cache.logits[len(train_ids) :].argmax(-1).tolist()
     cached_at = time.perf_counter()
     console.print(
@@ -226,5 +228,6 @@ def distill(
             "seconds": round(time.perf_counter() - started, 1),
         },
         "training": result.to_dict(),
+        "precision_decision": decision.to_dict(),
     }
     return DistillResult(model.student.eval(), info)

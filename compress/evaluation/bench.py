@@ -38,8 +38,13 @@ def bench(
     settings: LatencySettings,
     tokenizer: str | Path | None = None,
     console: Console | None = None,
+    trust_model_code: bool = False,
 ) -> dict[str, Any]:
-    """Latency (and memory) of every model in ``paths``, interleaved, as a report.json-shaped dict."""
+    """Latency (and memory) of every model in ``paths``, interleaved, as a report.json-shaped dict.
+
+    ``trust_model_code`` allows compress model directories whose loading runs code (a torch.export
+    program, a factory); without it they are refused, as in a recipe's ``model.source``.
+    """
     from compress.evaluation.environment import environment
     from compress.evaluation.suite import evaluate_variants
     from compress.evaluation.targets import variant_from_path
@@ -52,7 +57,7 @@ def bench(
     if any(seq == "p95" for seq in settings.seq_lengths):
         raise CompressError("--seq-lengths: 'p95' needs a dataset; give token counts, e.g. 32,128")
     started = time.time()
-    variants = _unique_names([variant_from_path(p, tokenizer=tokenizer) for p in paths])
+    variants = _unique_names([variant_from_path(p, tokenizer=tokenizer, trusted=trust_model_code) for p in paths])
     evaluation = evaluate_variants(
         variants, settings, None, max(settings.seq_lengths), console or Console(), FILLER_TEXTS
     )

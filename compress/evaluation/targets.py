@@ -16,12 +16,17 @@ from compress.variants import Variant
 QUANTIZED_OPS = {"MatMulInteger", "QLinearMatMul", "DynamicQuantizeLinear", "QuantizeLinear", "ConvInteger"}
 
 
-def load_torch_module(path: Path):
-    """A compress model directory or a Hugging Face sequence-classification checkpoint, in eval mode."""
+def load_torch_module(path: Path, trusted: bool = False, vouched: dict[str, Any] | None = None):
+    """A compress model directory or a Hugging Face sequence-classification checkpoint, in eval mode.
+
+    A compress directory that runs code on load needs ``trusted``, or ``vouched`` facts (see
+    :func:`compress.models.persistence.vouched_facts`) recorded when it was loaded with trust.
+    """
     from compress.models.persistence import is_compress_model_dir, load_model
 
     if is_compress_model_dir(path):
-        return load_model(path)
+        vouched = vouched or {}
+        return load_model(path, trusted, vouched.get("program_sha256"), vouched.get("factory"))
     from transformers import AutoModelForSequenceClassification
 
     try:
@@ -62,9 +67,14 @@ def _tokenizer_dir(path: Path, tokenizer: Path | None) -> Path:
 
 
 def variant_from_path(
-    path: str | Path, name: str | None = None, tokenizer: str | Path | None = None
+    path: str | Path, name: str | None = None, tokenizer: str | Path | None = None, trusted: bool = False
 ) -> Variant:
-    """A measurable Variant for ``path``; torch models are loaded now so a bad path fails early."""
+    """A measurable Variant for ``path``; torch models are loaded now so a bad path fails early.
+
+    ``trusted`` (``--trust-model-code``) allows a compress directory whose loading runs code (a
+    torch.export program, a factory); what was trusted is recorded in the variant's info, so a measuring
+    subprocess reloads exactly that and nothing else.
+    """
     path = Path(path).expanduser()
     if not path.exists():
         raise ModelLoadError(f"{path}: no such file or directory")
@@ -79,13 +89,17 @@ def variant_from_path(
         return Variant(
             label, ONNX, facts["precision"], path, tokenizer_dir, "bench", {"parameters": facts["parameters"]}
         )
-    from compress.models.persistence import is_compress_model_dir
+    from compress.models.persistence import is_compress_model_dir, vouched_facts
 
-    if not is_compress_model_dir(path) and not (path / "config.json").is_file():
+    compress_dir = is_compress_model_dir(path)
+    if not compress_dir and not (path / "config.json").is_file():
         raise ModelLoadError(
             f"{path}: neither a compress model directory nor a Hugging Face checkpoint (no config.json)"
         )
-    module = load_torch_module(path)
+    # Trusted code is pinned first (program digest, factory name) and then loaded by those facts, so
+    # what runs here is exactly what the variant records for the measuring subprocess.
+    vouched = vouched_facts(path) if compress_dir and trusted else {}
+    module = load_torch_module(path, trusted=trusted and not vouched, vouched=vouched)
     variant = Variant(
         label,
         TORCH,
@@ -93,7 +107,7 @@ def variant_from_path(
         path,
         tokenizer_dir,
         "bench",
-        {"parameters": sum(p.numel() for p in module.parameters())},
+        {"parameters": sum(p.numel() for p in module.parameters()), **vouched},
     )
     variant._module = module
     return variant

@@ -6,6 +6,8 @@ safetensors + shapes like other variants; ``torch.export.save`` is its native, l
 
 from __future__ import annotations
 
+import hashlib
+import io
 import os
 from pathlib import Path
 from typing import Any
@@ -14,7 +16,8 @@ import torch
 from torch import nn
 
 from compress.errors import ModelLoadError
-from compress.io_utils import write_json_atomic
+from compress.io_utils import sha256_file, write_json_atomic
+from compress.models.safety import TRUST_HINT
 
 EXPORTED_KIND = "torch.export"
 PROGRAM_FILE = "model.pt2"
@@ -46,29 +49,66 @@ class ExportedClassifier(nn.Module):
         return self
 
 
-def save_exported(program: torch.export.ExportedProgram, directory: Path, manifest: dict[str, Any]) -> Path:
-    """Write the program and a ``compress_model.json`` that tells :func:`load_model` how to load it."""
+def save_exported(program: torch.export.ExportedProgram, directory: Path, manifest: dict[str, Any]) -> str:
+    """Write the program and a ``compress_model.json`` that tells :func:`load_model` how to load it.
+
+    Returns the program file's sha256, also kept in the manifest: the caller records it with the variant,
+    so a later run can load its own program without ``--trust-model-code`` as long as the bytes match.
+    """
     from compress.models.persistence import MANIFEST
 
     directory.mkdir(parents=True, exist_ok=True)
     partial = directory / f".partial.{PROGRAM_FILE}"  # torch.export wants a .pt2 suffix on what it writes
     try:
         torch.export.save(program, str(partial))
+        digest = sha256_file(partial)
         os.replace(partial, directory / PROGRAM_FILE)
     finally:
         partial.unlink(missing_ok=True)
     write_json_atomic(
-        directory / MANIFEST, {"format": 1, "kind": EXPORTED_KIND, "file": PROGRAM_FILE, **manifest}
+        directory / MANIFEST,
+        {"format": 1, "kind": EXPORTED_KIND, "file": PROGRAM_FILE, "sha256": digest, **manifest},
     )
-    return directory
+    return digest
 
 
-def load_exported(directory: Path, manifest: dict[str, Any]) -> nn.Module:
+def program_path(directory: Path, manifest: dict[str, Any]) -> Path:
+    """The program file a manifest names; only a plain file name inside ``directory`` is accepted."""
+    from compress.models.persistence import MANIFEST
+
+    name = manifest.get("file", PROGRAM_FILE)
+    if not isinstance(name, str) or not name or Path(name).name != name or name in (".", ".."):
+        raise ModelLoadError(f"{directory / MANIFEST}: 'file' must name a file inside the model directory, got {name!r}")
+    return directory / name
+
+
+def load_exported(
+    directory: Path, manifest: dict[str, Any], trusted: bool, expected_sha256: str | None
+) -> nn.Module:
+    """Unpickle the program (which can run code) only when ``trusted``, or when its bytes are the ones
+    whose sha256 compress recorded as it wrote them (``expected_sha256``). The bytes are read once, so
+    the digest checked is that of the bytes unpickled."""
     import torch.ao.quantization.fx._decomposed  # noqa: F401  (registers the quantize/dequantize ops PT2E graphs use)
 
-    path = directory / manifest.get("file", PROGRAM_FILE)
+    path = program_path(directory, manifest)
+    if not trusted and expected_sha256 is None:
+        raise ModelLoadError(
+            f"{path}: a torch.export program is unpickled on load, which can run any code it holds; "
+            "refusing for a model directory given as input",
+            hint=TRUST_HINT,
+        )
     try:
-        program = torch.export.load(str(path))
+        data = path.read_bytes()
+    except OSError as error:
+        raise ModelLoadError(f"{path}: cannot read the exported program ({error.strerror or error})") from None
+    if not trusted and hashlib.sha256(data).hexdigest() != expected_sha256:
+        raise ModelLoadError(
+            f"{path}: not the program compress wrote here (its sha256 differs from the one recorded when it "
+            "was saved); refusing to unpickle it",
+            hint=f"redo the stage that made it (--redo STAGE), or {TRUST_HINT}",
+        )
+    try:
+        program = torch.export.load(io.BytesIO(data))
     except Exception as error:  # torch raises RuntimeError/KeyError/zip errors for damaged archives
         raise ModelLoadError(f"{path}: cannot load exported program ({error})") from None
     return ExportedClassifier(program.module(), compile=bool(manifest.get("compile"))).eval()

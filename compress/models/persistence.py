@@ -15,6 +15,7 @@ from torch import nn
 from compress.errors import ModelLoadError
 from compress.io_utils import atomic_path, read_json, write_json_atomic
 from compress.models import architectures
+from compress.models.safety import TRUST_HINT
 
 if TYPE_CHECKING:
     import torch
@@ -49,16 +50,36 @@ def save_model(model: nn.Module, directory: str | Path, factory: str | None = No
     return directory
 
 
-def load_model(directory: str | Path) -> nn.Module:
-    """Rebuild a model saved by :func:`save_model`, in eval mode."""
+def load_model(
+    directory: str | Path,
+    trusted: bool = False,
+    expected_sha256: str | None = None,
+    expected_factory: str | None = None,
+) -> nn.Module:
+    """Rebuild a model saved by :func:`save_model` (or ``save_exported``), in eval mode.
+
+    Every path that loads a compress model directory comes here, so one rule decides when loading may run
+    code. Two kinds of directory do: a ``torch.export`` program (unpickled) and a manifest naming a Python
+    factory (imported and called). They load only when the caller vouches for them: ``trusted`` (the
+    user's ``--trust-model-code``), or, for a run's own outputs, what the run recorded as it wrote them:
+    the program's sha256 (``expected_sha256``, checked against the bytes before unpickling) or the factory
+    the recipe named (``expected_factory``). Plain safetensors directories never run code.
+    """
     directory = Path(directory)
     if not is_compress_model_dir(directory):
         raise ModelLoadError(f"{directory}: not a model saved by compress (no {MANIFEST})")
-    manifest = read_json(directory / MANIFEST)
+    manifest = read_manifest(directory)
     if manifest.get("kind") == "torch.export":
         from compress.models.exported import load_exported
 
-        return load_exported(directory, manifest)
+        return load_exported(directory, manifest, trusted, expected_sha256)
+    factory = manifest.get("factory")
+    if factory and not trusted and factory != expected_factory:
+        raise ModelLoadError(
+            f"{directory / MANIFEST}: this model is built by the Python factory {factory!r}, which would be "
+            "imported and run; refusing for a model directory given as input",
+            hint=TRUST_HINT,
+        )
     try:
         state = load_file(str(directory / WEIGHTS))
     except Exception as error:  # safetensors raises several types for truncated or corrupt files
@@ -76,6 +97,31 @@ def load_model(directory: str | Path) -> nn.Module:
         message = str(error).strip().splitlines()[0][:300] if str(error).strip() else type(error).__name__
         raise ModelLoadError(f"{directory}: weights do not match the model description ({message})") from None
     return model.eval()
+
+
+def read_manifest(directory: Path) -> dict[str, Any]:
+    """The directory's ``compress_model.json`` as a mapping, or a ModelLoadError naming it."""
+    path = directory / MANIFEST
+    try:
+        manifest = read_json(path)
+    except (OSError, ValueError) as error:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
+        raise ModelLoadError(f"{path}: not a valid model description ({type(error).__name__})") from None
+    if not isinstance(manifest, dict):
+        raise ModelLoadError(f"{path}: not a valid model description (expected a JSON object)")
+    return manifest
+
+
+def vouched_facts(directory: Path) -> dict[str, Any]:
+    """What a caller that trusted ``directory`` records with its variant (``program_sha256``, ``factory``),
+    so that reloading it elsewhere (a measuring subprocess, a resumed run) needs no trust flag but loads
+    only these same bytes and this same factory."""
+    manifest = read_manifest(directory)
+    if manifest.get("kind") == "torch.export":
+        from compress.io_utils import sha256_file
+        from compress.models.exported import program_path
+
+        return {"program_sha256": sha256_file(program_path(directory, manifest))}
+    return {"factory": manifest["factory"]} if manifest.get("factory") else {}
 
 
 def _instantiate(manifest: dict[str, Any]) -> nn.Module:

@@ -14,7 +14,6 @@ from compress.config import ModelConfig
 from compress.errors import ModelLoadError
 from compress.models.persistence import MANIFEST, is_compress_model_dir, load_model
 from compress.models.safety import (
-    TRUST_HINT,
     check_pickled_weights,
     pickled_weight_files,
     trusted_safetensors_copy,
@@ -91,8 +90,8 @@ def load_input_model(config: ModelConfig, label_names: tuple[str, ...]) -> Loade
         if not path.is_dir():
             raise ModelLoadError(f"{path}: expected a checkpoint directory, got a file")
         if is_compress_model_dir(path):
-            _check_manifest_factory(path, config.trust_model_code)
-            return LoadedModel(load_model(path), Path(config.tokenizer or path))
+            module = load_model(path, trusted=config.trust_model_code)
+            return LoadedModel(module, Path(config.tokenizer or path))
         if not (path / "config.json").is_file():
             raise ModelLoadError(
                 f"{path}: not a model checkpoint (no config.json or {MANIFEST})",
@@ -146,22 +145,6 @@ def _load_trusted_pickle(path: Path, label_names: tuple[str, ...], config: Model
         shutil.rmtree(staging, ignore_errors=True)
     loaded.tokenizer_dir = Path(config.tokenizer) if config.tokenizer else path
     return loaded
-
-
-def _check_manifest_factory(directory: Path, trusted: bool) -> None:
-    """A model directory naming a factory imports and runs that code: only with explicit trust."""
-    from compress.io_utils import read_json
-
-    try:
-        factory = read_json(directory / MANIFEST).get("factory")
-    except (ValueError, AttributeError):
-        raise ModelLoadError(f"{directory / MANIFEST}: not a valid model description (bad JSON)") from None
-    if factory and not trusted:
-        raise ModelLoadError(
-            f"{directory / MANIFEST}: this model is built by the Python factory {factory!r}, which would be imported "
-            "and run; refusing for a model directory given as input",
-            hint=TRUST_HINT,
-        )
 
 
 def check_model_output(module: nn.Module, encoder: Any, label_names: tuple[str, ...], source: str) -> None:

@@ -169,7 +169,7 @@ def quantize_inc_variant(stage_id: str, cfg, current: Variant, ctx: RunContext) 
         TorchPredictor(ExportedClassifier(result.model), threads=cfg.threads), encoder, ctx
     )
     directory = ctx.stage_dir(stage_id) / "model"
-    save_exported(
+    program_sha256 = save_exported(
         result.program, directory, {"architecture": type(current.module()).__name__, "compile": cfg.compile}
     )
     encoder.save(directory)
@@ -189,7 +189,9 @@ def quantize_inc_variant(stage_id: str, cfg, current: Variant, ctx: RunContext) 
         _announce(ctx, met, achieved, baseline, cfg.max_accuracy_drop)
     else:
         ctx.console.print(f"    INC PT2E W8A8: dev accuracy {achieved:.4f} (FP32 {baseline:.4f})")
-    return _variant(cfg, current, stage_id, TORCH, directory, info, "-inc-int8")
+    variant = _variant(cfg, current, stage_id, TORCH, directory, info, "-inc-int8")
+    variant.info["program_sha256"] = program_sha256  # lets a resumed run reload exactly this program
+    return variant
 
 
 def _inc_trials(scores: list[float], achieved: float) -> list[dict[str, Any]]:
