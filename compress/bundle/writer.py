@@ -63,8 +63,7 @@ def write_bundle(
 
 def _check_replaceable(target: Path, root: Path) -> None:
     where = f"bundle folder {target}"
-    resolved_root = root.resolve()
-    if resolved_root not in (target.parent.resolve() / target.name).parents:
+    if target.name in ("", ".", "..") or root.resolve() not in (target.parent.resolve() / target.name).parents:
         raise StageError(f"{where}: is not inside the run directory {root}")
     if target.is_symlink():
         raise StageError(f"{where}: is a symbolic link; compress replaces only a bundle folder it wrote, never a link")
