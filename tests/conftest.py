@@ -15,6 +15,19 @@ from tiny import make_checkpoint, synthetic_rows, write_csv  # noqa: E402
 import compress  # noqa: E402,F401  (silences third-party start-up noise for every test)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def machine_cache(tmp_path_factory):
+    """Speed measurements cached per machine (``precision: auto``) go to the session's temp dir, never
+    the user's cache; subprocesses inherit it."""
+    previous = os.environ.get("COMPRESS_CACHE_DIR")
+    os.environ["COMPRESS_CACHE_DIR"] = str(tmp_path_factory.mktemp("machine-cache"))
+    yield
+    if previous is None:
+        os.environ.pop("COMPRESS_CACHE_DIR", None)
+    else:
+        os.environ["COMPRESS_CACHE_DIR"] = previous
+
+
 @pytest.fixture(scope="session")
 def tiny_checkpoints(tmp_path_factory) -> dict[str, Path]:
     """One tiny random checkpoint directory per supported family."""

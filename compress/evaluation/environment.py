@@ -9,6 +9,8 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+from compress.machine import cpu_info
+
 LIBRARIES = (
     "torch", "onnx", "onnxruntime", "onnxruntime-gpu", "transformers", "torch-pruning", "neural-compressor",
     "tokenizers",
@@ -18,21 +20,16 @@ FLAG_NAMES = {
     "avx512f": "AVX512",
     "avx512_vnni": "AVX512-VNNI",
     "avx_vnni": "AVX-VNNI",
+    "avx512_bf16": "AVX512-BF16",
     "amx_tile": "AMX",
+    "amx_bf16": "AMX-BF16",
 }
+"""The CPU flags a report names: the ones the speed of INT8 (VNNI) and bf16 (AVX512-BF16, AMX) depends on."""
 
 
 def cpu_description() -> tuple[str, list[str]]:
-    model, flags = platform.processor() or platform.machine(), set()
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.is_file():
-        for line in cpuinfo.read_text(errors="replace").splitlines():
-            key, _, value = line.partition(":")
-            if key.strip() == "model name":
-                model = value.strip()
-            elif key.strip() == "flags":
-                flags = set(value.split())
-    return model, [label for flag, label in FLAG_NAMES.items() if flag in flags]
+    cpu = cpu_info()
+    return cpu.model, [label for flag, label in FLAG_NAMES.items() if flag in cpu.flags]
 
 
 def library_versions() -> dict[str, str | None]:
@@ -102,7 +99,8 @@ def load_average() -> list[float] | None:
         return None
 
 
-def environment(threads: int) -> dict[str, Any]:
+def environment(threads: int, precision: dict[str, Any] | None = None) -> dict[str, Any]:
+    """``precision``: how a training stage chose its precision (:class:`compress.precision.PrecisionDecision`)."""
     from compress.evaluation.runners import CPU_DISABLED_FUSIONS
 
     model, flags = cpu_description()
@@ -114,6 +112,7 @@ def environment(threads: int) -> dict[str, Any]:
         "cpu_flags": flags,
         "cores": os.cpu_count(),
         "threads": threads,
+        "precision": precision,
         "platform": platform.platform(),
         "gpu": gpu_description(),
         "libraries": library_versions(),

@@ -131,6 +131,13 @@ def requested_comparisons(ctx: RunContext) -> list[tuple[str, str]]:
     return [pair for spec in ctx.recipe.stages if spec.kind == "report" for pair in spec.config.compare]
 
 
+def precision_decision(ctx: RunContext) -> dict[str, Any] | None:
+    """How the run's training chose its precision (``info.precision_decision`` of the last variant that
+    recorded one: the distilled student's), for the environment block."""
+    decisions = [v.info["precision_decision"] for v in ctx.variants.values() if v.info.get("precision_decision")]
+    return decisions[-1] if decisions else None
+
+
 def build_report(ctx: RunContext) -> dict[str, Any]:
     from compress.evaluation.environment import environment
 
@@ -161,5 +168,5 @@ def build_report(ctx: RunContext) -> dict[str, Any]:
             "notes": ctx.evaluation.get("notes", []),
             "noisy_relative_iqr": noise_threshold(),
         },
-        "environment": {**environment(settings.get("threads", 0)), "recipe_hash": ctx.recipe.hash},
+        "environment": {**environment(settings.get("threads", 0), precision_decision(ctx)), "recipe_hash": ctx.recipe.hash},
     }

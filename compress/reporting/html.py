@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from html import escape
 from typing import Any
 
+from compress.precision import describe_precision
 from compress.reporting import svg
 from compress.reporting.comparisons import COMPARISON_HEADER, comparison_rows
 from compress.reporting.markdown import data_line, gpu_text
@@ -264,6 +265,7 @@ def environment_section(report: dict[str, Any]) -> list[str]:
         ["CPU", f"{env.get('cpu')} ({', '.join(env.get('cpu_flags', [])) or 'no vector flags found'})"],
         ["cores / threads used", f"{env.get('cores')} / {env.get('threads')}"],
         ["GPU", gpu_text(env)],
+        *([["training precision", describe_precision(env["precision"])]] if env.get("precision") else []),
         ["load average (1/5/15 min)", str(env.get("load_average") or "unknown")],
         ["ONNX Runtime providers", ", ".join(env.get("onnxruntime_providers", [])) or "-"],
         ["ONNX Runtime fusions left off (CPU)", ", ".join(env.get("onnxruntime_cpu_disabled_optimizers", [])) or "-"],

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from compress.precision import describe_precision
 from compress.reporting.comparisons import COMPARISON_HEADER, comparison_rows
 from compress.reporting.distillation import distillation_section
 from compress.reporting.views import (
@@ -111,6 +112,7 @@ def render_markdown(report: dict[str, Any]) -> str:
         f"- CPU: {env.get('cpu')} ({', '.join(env.get('cpu_flags', [])) or 'no vector flags found'}), "
         f"{env.get('cores')} cores, {env.get('threads')} threads used",
         f"- GPU: {gpu_text(env)}",
+        *([f"- Training precision: {describe_precision(env['precision'])}"] if env.get("precision") else []),
         f"- Load average when written: {env.get('load_average') or 'unknown'}",
         f"- Libraries: {libraries}",
         f"- Recipe: `{recipe.get('source')}` (hash {recipe.get('hash')}), git commit {env.get('git_commit') or 'unknown'}",
