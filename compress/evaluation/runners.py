@@ -71,14 +71,22 @@ class TorchPredictor:
         return float(start.elapsed_time(end))
 
     def peak_memory_bytes(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> int | None:
-        """Peak CUDA memory allocated by torch during one call (weights included); None on CPU."""
+        """This model's weights plus the peak CUDA memory one call allocates on top; None on CPU.
+
+        ``evaluate`` keeps every variant of a device loaded while it measures each: the allocator's
+        process-wide peak would count the other variants' weights too, so only the growth during the
+        call is taken from it.
+        """
         if not self.device.startswith("cuda"):
             return None
-        self.torch.cuda.synchronize()
-        self.torch.cuda.reset_peak_memory_stats()
+        cuda = self.torch.cuda
+        cuda.synchronize()
+        before = cuda.memory_allocated()
+        cuda.reset_peak_memory_stats()
         self.logits(input_ids, attention_mask)
-        self.torch.cuda.synchronize()
-        return int(self.torch.cuda.max_memory_allocated())
+        cuda.synchronize()
+        weights = sum(t.numel() * t.element_size() for t in (*self.module.parameters(), *self.module.buffers()))
+        return int(weights + cuda.max_memory_allocated() - before)
 
 
 class CompiledTorchPredictor(TorchPredictor):
