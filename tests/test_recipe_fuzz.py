@@ -1,12 +1,15 @@
 """Property test: whatever a recipe mapping holds, the validator answers with a Recipe or a CompressError.
 
 Valid recipes are mutated (keys dropped, inserted, renamed; values replaced with random types) and fed to
-the validator as mappings, as YAML text and with ``--set`` overrides; nothing else may escape.
+the validator as mappings, as YAML text and with ``--set`` overrides; nothing else may escape. Path-like
+strings (absolute, ``..``, ``.``, separators, ``~``, empty, NUL, very long) in every string field are
+refused, or every name the recipe gives to an output stays inside the run directory.
 """
 
 from __future__ import annotations
 
 import copy
+import os
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -17,6 +20,7 @@ from hypothesis import strategies as st
 
 from compress.config import Recipe, load_recipe, parse_recipe
 from compress.errors import CompressError
+from compress.pipeline import default_run_dir
 
 VALID = [
     {
@@ -141,3 +145,88 @@ def test_arbitrary_recipe_text_only_raises_compress_errors(text):
 def test_the_valid_seeds_are_valid():
     for raw in VALID:
         assert parse_recipe(yaml.safe_load(yaml.safe_dump(raw)), "ok.yaml").stages
+
+
+# ------------------------------------------------------------------------------- path-like strings (issue 20)
+PATH_LIKE = st.sampled_from([
+    "/", "/etc/passwd", "/tmp/x", "..", ".", "../..", "../sibling", "a/b", "a/../..", "a\\b", "C:\\x", "~", "~/x",
+    "", " ", "\0", "x\0y", ".hidden", "-rf", "a" * 300, "stages", "state.json", "bundle", "teacher", "ok-name_1.0",
+]) | st.text(alphabet="./\\~a-_\0 ", max_size=12)
+
+PATH_BASE = {
+    "name": "paths",
+    "description": "d",
+    "model": {"source": "minilm", "name": "teacher", "tokenizer": "tok"},
+    "data": {"dataset": "reviews.csv", "text_column": "text", "label_column": "label"},
+    "stages": [
+        {"finetune": {"id": "warm", "name": "teacher"}},
+        {"export": {"id": "onnx", "name": "teacher-onnx"}},
+        {"quantize": {"id": "int8", "name": "teacher-int8"}},
+        {"evaluate": {"variants": ["teacher-int8"]}},
+        {"bundle": {"id": "ship", "directory": "bundle", "variant": "teacher-int8"}},
+        {"report": {}},
+    ],
+}
+
+
+def _string_fields(node: Any, at: tuple = ()) -> list[tuple]:
+    """Where PATH_BASE holds a string: every field a recipe may fill with a path-like value."""
+    if isinstance(node, str):
+        return [at]
+    items = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else []
+    return [found for key, child in items for found in _string_fields(child, (*at, key))]
+
+
+STRING_FIELDS = _string_fields(PATH_BASE)
+
+
+def _set(raw: dict[str, Any], at: tuple, value: str) -> None:
+    for key in at[:-1]:
+        raw = raw[key]
+    raw[at[-1]] = value
+
+
+def _strictly_inside(path: Path, parent: Path) -> bool:
+    normal = Path(os.path.normpath(path))
+    return parent in normal.parents and normal.parent == parent
+
+
+def _assert_outputs_inside_a_run_dir(recipe: Recipe, root: Path) -> None:
+    """Every output name the recipe chose lands directly in its place inside the run directory."""
+    run_dir = default_run_dir(recipe, root)
+    assert _strictly_inside(run_dir, root)
+    for index, spec in enumerate(recipe.stages):
+        assert _strictly_inside(run_dir / "stages" / f"{index + 1:02d}-{spec.id}", run_dir / "stages")
+        directory = getattr(spec.config, "directory", None)
+        if directory is not None:
+            assert _strictly_inside(run_dir / directory, run_dir)
+
+
+@FUZZ
+@given(data=st.data())
+def test_path_like_strings_are_refused_or_stay_inside_the_run_dir(data):
+    raw = copy.deepcopy(PATH_BASE)
+    for at in data.draw(st.lists(st.sampled_from(STRING_FIELDS), min_size=1, max_size=4, unique=True)):
+        _set(raw, at, data.draw(PATH_LIKE))
+    try:
+        recipe = parse_recipe(raw, "fuzz.yaml")
+    except CompressError as error:
+        assert str(error).strip()
+        return
+    _assert_outputs_inside_a_run_dir(recipe, _TMP / "runs")
+
+
+@FUZZ
+@given(field=st.sampled_from(["name", "warm.id", "ship.directory", "ship.id"]), value=PATH_LIKE)
+def test_path_like_overrides_are_refused_or_stay_inside_the_run_dir(field, value):
+    base = copy.deepcopy(PATH_BASE)
+    try:
+        if field == "name":
+            base["name"] = value  # --set takes SECTION.FIELD; the name is a top-level scalar
+            recipe = parse_recipe(base, "fuzz.yaml")
+        else:
+            recipe = parse_recipe(base, "fuzz.yaml", [f"{field}={value}"])
+    except CompressError as error:
+        assert str(error).strip()
+        return
+    _assert_outputs_inside_a_run_dir(recipe, _TMP / "runs")
