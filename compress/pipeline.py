@@ -2,11 +2,17 @@
 
 State is saved after every stage (atomically), so a rerun on the same directory resumes from the
 first unfinished stage; ``restart=True`` deletes the previous run's own outputs and starts over.
+One process at a time works in a run directory (:mod:`compress.run_lock`); a full disk or an
+unwritable directory ends the run with one message, and what finished stays resumable.
 """
 
 from __future__ import annotations
 
+import errno
+import shutil
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,16 +24,19 @@ from compress.checkpoints import discard_checkpoint
 from compress.config import RUNTIME_WORDS, Recipe, StageSpec, load_recipe
 from compress.context import RunContext, seed_everything
 from compress.errors import CompressError, StageError
-from compress.io_utils import read_json, write_json_atomic
+from compress.io_utils import read_json
 from compress.registry import TORCH, Stage
 from compress.rewind import delete_outputs, rewind_state
 from compress.run_dir import (
     STATE_FILE,
     check_outputs_exist,
     clear_previous_run,
+    is_inside,
     mark_complete,
     remove_stale_temp_files,
 )
+from compress.run_lock import LOCK_FILE, run_lock
+from compress.run_state import MARKER_FILE, read_marker, read_state, write_marker, write_state
 from compress.variants import Variant
 
 INPUT_STAGE = "input"
@@ -51,33 +60,59 @@ def default_run_dir(recipe: Recipe, root: Path = Path("runs")) -> Path:
     return candidate
 
 
+OWN_FILES = (LOCK_FILE, MARKER_FILE)
+"""What compress puts in a run directory before anything else: they do not make it someone else's."""
+SPACE_ERRORS = (errno.ENOSPC, errno.EDQUOT)
+WRITE_ERRORS = (errno.EROFS, errno.EACCES, errno.EPERM)
+
+
 def _rewind(run_dir: Path, state: dict[str, Any], recipe: Recipe, redo: str, console: Console) -> dict[str, Any]:
     """Take the run back to before stage ``redo``: only the kept stages' outputs must exist; the rewound
     state is saved before the redone stages' outputs are deleted, so an interrupted redo resumes."""
     state, stale = rewind_state(state, recipe, redo, run_dir)
     check_outputs_exist(state, run_dir)
-    write_json_atomic(run_dir / STATE_FILE, state)
+    write_state(run_dir, state)
     delete_outputs(stale)
     console.print(f"[bold]Redoing[/] {run_dir} from stage {redo}; earlier stages' outputs kept")
     return state
 
 
+def _check_out(run_dir: Path, restart: bool, redo: str | None) -> None:
+    """Before anything is written: ``--out`` must be (or become) a directory that is empty or a compress run."""
+    blocking = next((p for p in (run_dir, *run_dir.parents) if p.exists() and not p.is_dir()), None)
+    if blocking == run_dir:
+        raise CompressError(f"{run_dir}: exists and is a file; --out must be a directory")
+    if blocking is not None:
+        raise CompressError(f"{run_dir}: cannot be created, {blocking} is a file; --out must name a directory")
+    if redo and not (run_dir / STATE_FILE).is_file():
+        raise CompressError(f"--redo {redo}: {run_dir} holds no run to redo (no {STATE_FILE})")
+    if not run_dir.is_dir() or (run_dir / STATE_FILE).exists() or (run_dir / MARKER_FILE).exists():
+        return
+    if any(entry.name not in OWN_FILES for entry in run_dir.iterdir()):
+        raise CompressError(
+            f"{run_dir}: directory exists and is not a compress run (no {STATE_FILE}); refusing to write into it"
+            + (" or delete anything in it" if restart else ""),
+            hint="choose a new --out directory (or leave --out out for a fresh timestamped one)",
+        )
+
+
 def _prepare_run_dir(
     run_dir: Path, recipe: Recipe, restart: bool, console: Console, redo: str | None = None
 ) -> dict[str, Any] | None:
-    """Return the saved state when resuming (rewound to before stage ``redo`` when given); refuse to
-    write into anything that is not this recipe's run."""
-    state_path = run_dir / STATE_FILE
-    if state_path.is_file():
-        try:
-            state = read_json(state_path)
-        except ValueError:
-            raise CompressError(f"{state_path}: not valid JSON; pass --restart to start this run over") from None
+    """Return the saved state when resuming (rewound to before stage ``redo`` when given); ``None`` for a
+    fresh start, once the directory is marked as this recipe's run. Called holding the run's lock."""
+    if (run_dir / STATE_FILE).is_file():
         if restart:
+            try:
+                state = read_state(run_dir)
+            except CompressError:
+                state = {}  # a damaged state is what --restart is for
             removed = clear_previous_run(run_dir, state, recipe)
+            write_marker(run_dir, recipe.hash)
             console.print(f"[bold]Restarting[/] {run_dir}: removed {', '.join(p.name for p in removed)}")
             return None
-        if not redo and state.get("recipe_hash") != recipe.hash:
+        state = read_state(run_dir)
+        if not redo and state["recipe_hash"] != recipe.hash:
             raise CompressError(
                 f"{run_dir}: holds a run of a different recipe (or different settings); "
                 "choose a new --out directory, or pass --restart to start this one over"
@@ -88,23 +123,22 @@ def _prepare_run_dir(
             check_outputs_exist(state, run_dir)
         remove_stale_temp_files(run_dir)
         return state
-    if redo:
-        raise CompressError(f"--redo {redo}: {run_dir} holds no run to redo (no {STATE_FILE})")
-    if run_dir.exists() and not run_dir.is_dir():
-        raise CompressError(f"{run_dir}: exists and is a file; --out must be a directory")
-    if run_dir.exists() and any(run_dir.iterdir()):
-        raise CompressError(
-            f"{run_dir}: directory exists and is not a compress run (no {STATE_FILE}); refusing to write into it"
-            + (" or delete anything in it" if restart else ""),
-            hint="choose a new --out directory (or leave --out out for a fresh timestamped one)",
-        )
-    run_dir.mkdir(parents=True, exist_ok=True)
+    marker = read_marker(run_dir)
+    if marker is not None:  # a run that stopped before its first stage (the input) was saved
+        if marker.get("recipe_hash") != recipe.hash and not restart:
+            raise CompressError(
+                f"{run_dir}: holds the start of a run of a different recipe (or different settings) that "
+                "stopped before saving its input; choose a new --out directory, or pass --restart to start it over"
+            )
+        clear_previous_run(run_dir, {}, recipe)
+        console.print(f"[bold]Starting over[/] {run_dir}: the previous attempt stopped before saving its input")
+    write_marker(run_dir, recipe.hash)
     return None
 
 
 def _save_state(ctx: RunContext, completed: list[str]) -> None:
-    write_json_atomic(
-        ctx.run_dir / STATE_FILE,
+    write_state(
+        ctx.run_dir,
         {
             "recipe_hash": ctx.recipe.hash,
             "recipe": ctx.recipe.to_dict(),
@@ -129,6 +163,73 @@ def _restore(ctx: RunContext, state: dict[str, Any]) -> list[str]:
     ctx.started = state.get("started", ctx.started)
     ctx.data_checks = state.get("data_checks", {})
     return list(state["completed"])
+
+
+def _missing_bundles(ctx: RunContext, completed: list[str]) -> set[str]:
+    """Finished bundle stages whose bundle is gone (deleted by hand): a rerun writes them again."""
+    missing = set()
+    for spec in ctx.recipe.stages:
+        if spec.kind == "bundle" and spec.id in completed:
+            target = ctx.run_dir / spec.config.directory
+            if not (target / "manifest.json").is_file():
+                ctx.console.print(f"[yellow]note[/]: bundle {target} is missing; writing it again")
+                missing.add(spec.id)
+    return missing
+
+
+def _current_before(ctx: RunContext, stage_id: str) -> str:
+    """The variant that was current when stage ``stage_id`` ran (the last one made before it)."""
+    current = ctx.current_name
+    for record in ctx.stage_records:
+        if record["id"] == stage_id:
+            break
+        current = record.get("produced") or current
+    return current
+
+
+def _put_record(ctx: RunContext, record: dict[str, Any]) -> None:
+    """Add a stage's record, in place of an earlier one for the same stage (a rebuilt bundle)."""
+    ids = [r["id"] for r in ctx.stage_records]
+    if record["id"] in ids:
+        ctx.stage_records[ids.index(record["id"])] = record
+    else:
+        ctx.stage_records.append(record)
+
+
+def _free_space(path: Path) -> str:
+    existing = next((p for p in (path, *path.parents) if p.exists()), Path.cwd())
+    try:
+        free = shutil.disk_usage(existing).free
+    except OSError:
+        return "an unknown amount of space"
+    return f"{free / 1e6:.1f} MB" if free < 1e9 else f"{free / 1e9:.2f} GB"
+
+
+@contextmanager
+def _os_errors(run_dir: Path, where: dict[str, str]) -> Iterator[None]:
+    """A full disk or a directory that cannot be written, anywhere in a run, as one clear message.
+
+    What finished is saved (state.json is written atomically after each stage), so the same command
+    resumes once there is room.
+    """
+    try:
+        yield
+    except OSError as error:
+        target = Path(error.filename) if error.filename else run_dir
+        if error.errno in SPACE_ERRORS:
+            raise CompressError(
+                f"no space left on the device while writing {target} (stage {where['stage']}): "
+                f"{_free_space(target)} free on that filesystem",
+                hint="free some space (or choose another --out), then rerun the same command to resume",
+            ) from error
+        if error.errno in WRITE_ERRORS:
+            reason = "read-only filesystem" if error.errno == errno.EROFS else "permission denied"
+            inside = is_inside(target, run_dir)
+            raise CompressError(
+                f"{target}: {reason} (stage {where['stage']})",
+                hint="choose an --out directory you can write to" if inside else "check that file's permissions",
+            ) from error
+        raise
 
 
 def _load_input(ctx: RunContext) -> Variant:
@@ -183,17 +284,34 @@ def run_recipe(
     follower_dir = distributed.follower_run_dir(run_dir)
     if follower_dir is not None:
         run_dir, console, stages = follower_dir, Console(quiet=True), _up_to_last_training_stage(stages)
-    state = _prepare_run_dir(run_dir, recipe, restart, console, redo)
-    ctx = RunContext(recipe=recipe, run_dir=run_dir, console=console)
+    where = {"stage": "preparing the run directory"}
+    with _os_errors(run_dir, where):
+        _check_out(run_dir, restart, redo)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        with run_lock(run_dir):
+            state = _prepare_run_dir(run_dir, recipe, restart, console, redo)
+            return _run_stages(RunContext(recipe=recipe, run_dir=run_dir, console=console), state, stages,
+                               follower_dir is None, where)
+
+
+def _run_stages(
+    ctx: RunContext, state: dict[str, Any] | None, stages: tuple[StageSpec, ...], main: bool, where: dict[str, str]
+) -> RunResult:
+    """The input and every unfinished stage, saving the state after each; then the report (main process)."""
+    recipe, console, run_dir = ctx.recipe, ctx.console, ctx.run_dir
     completed = _restore(ctx, state) if state else []
     if completed:
         console.print(f"[bold]Resuming[/] {run_dir}: {', '.join(completed)} already done")
+    rebuild = _missing_bundles(ctx, completed)
+    completed = [stage for stage in completed if stage not in rebuild]
     seed_everything(recipe.seed)
+    where["stage"] = "loading the data"
     console.print(
         f"[bold]Recipe[/] {recipe.name}: {len(recipe.stages)} stages -> {run_dir}\n"
         f"  data: {ctx.task.name}, train {len(ctx.task.train)} / dev {len(ctx.task.dev)} / test {len(ctx.task.test)}"
     )
     if INPUT_STAGE not in completed:
+        where["stage"] = INPUT_STAGE
         started = time.perf_counter()
         console.print(f"[bold cyan]input[/]: loading {recipe.model.source}")
         ctx.add_variant(_load_input(ctx))
@@ -204,25 +322,30 @@ def run_recipe(
     for spec in stages:
         if spec.id in completed:
             continue
+        where["stage"] = spec.id
         stage = spec.build()
         console.print(f"[bold cyan]{spec.id}[/]: {type(stage).summary}")
         started = time.perf_counter()
         seed_everything(recipe.seed)
+        current = ctx.current_name
+        if spec.id in rebuild:  # as it was when the stage first ran
+            ctx.current_name = _current_before(ctx, spec.id)
         produced = stage.run(_stage_input(spec, stage, ctx), ctx)
+        ctx.current_name = current
         if produced is not None:
             ctx.add_variant(produced)
             ctx.current_name = produced.name
-        ctx.stage_records.append(
-            _record(spec.id, spec.kind, started, produced.name if produced else None, spec.config.model_dump())
-        )
-        mark_complete(ctx.stage_dir(spec.id), ctx.stage_records[-1])
+        record = _record(spec.id, spec.kind, started, produced.name if produced else None, spec.config.model_dump())
+        _put_record(ctx, record)
+        mark_complete(ctx.stage_dir(spec.id), record)
         completed.append(spec.id)
         _save_state(ctx, completed)
         discard_checkpoint(ctx.stage_dir(spec.id))
     report_path, report = None, None
-    if follower_dir is None and any(spec.kind == "report" for spec in recipe.stages):
+    if main and any(spec.kind == "report" for spec in recipe.stages):
         from compress.reporting.write import write_reports
 
+        where["stage"] = "report"
         report_path = write_reports(ctx)
         report = read_json(report_path)
     return RunResult(run_dir, report_path, ctx.bundle_dir, report)

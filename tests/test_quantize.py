@@ -30,6 +30,7 @@ from compress.quantization.calibration import (
     check_calibration_ranges,
 )
 from compress.quantization.graph import check_scales, matmul_groups
+from compress.run_state import read_state
 from compress.variants import Variant
 
 RELATIVE_TOLERANCE = 0.35
@@ -356,7 +357,7 @@ def test_cpu_sessions_leave_skip_layer_norm_unfused(tiny_onnx, tmp_path):
 
 
 def _exported(result) -> Variant:
-    state = json.loads((result.run_dir / "state.json").read_text())
+    state = read_state(result.run_dir)  # paths made usable from here (state.json keeps them run-relative)
     return Variant.from_record(next(v for v in state["variants"] if v["name"] == "teacher-onnx"))
 
 

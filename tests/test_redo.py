@@ -12,6 +12,7 @@ from tiny import quiet_console, synthetic_rows, write_csv
 
 from compress.errors import CompressError
 from compress.pipeline import run_recipe
+from compress.run_state import read_state
 
 
 @pytest.fixture(scope="module")
@@ -152,7 +153,7 @@ def test_redo_needs_only_the_outputs_of_the_stages_it_keeps(recipe, finished):
     result, root = finished
     own = root / "own.yaml"
     own.write_text(yaml.safe_dump(_own_recipe(result)))
-    variants = {v["name"]: v for v in json.loads((result.run_dir / "state.json").read_text())["variants"]}
+    variants = {v["name"]: v for v in read_state(result.run_dir)["variants"]}
     Path(variants["teacher-int8"]["path"]).unlink()  # made by quantize, which is redone
     shutil.rmtree(result.bundle_dir)
     again = run_recipe(own, out=result.run_dir, console=quiet_console()[0], redo="quantize")
