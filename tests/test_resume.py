@@ -19,6 +19,7 @@ from tiny import quiet_console, synthetic_rows, write_csv
 from compress.checkpoints import CHECKPOINT_FILE
 from compress.config import parse_recipe
 from compress.errors import CompressError
+from compress.io_utils import is_temp_name
 from compress.pipeline import default_run_dir, run_recipe
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -128,7 +129,7 @@ def test_killed_mid_finetune_resumes_to_the_same_report(sig, recipe_file, straig
     assert _deterministic(resumed.report) == _deterministic(straight[0].report)
     assert not checkpoint.exists()  # removed once the stage completed
     assert (out / "stages" / "01-finetune" / "COMPLETE.json").is_file()
-    assert not list(out.rglob(".*.tmp*"))
+    assert not [p for p in out.rglob("*") if is_temp_name(p.name)]  # no half-written file left
 
 
 def test_inputs_are_never_modified(straight):
