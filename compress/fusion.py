@@ -18,7 +18,15 @@ from compress.registry import StageConfig
 
 
 class FusionOptions(StageConfig):
-    """Recipe fields of the stages that can fuse an ONNX graph (``export``, ``quantize``)."""
+    """Recipe fields of the stages that can fuse an ONNX graph (``export``, ``quantize``).
+
+    Whether fusing pays depends on the graph and was measured on one CPU only (an AMD EPYC with
+    AVX512-VNNI and AVX512-BF16, ONNX Runtime 1.31, 2 threads): fused, the teacher's FP32 graph ran 1.03x
+    faster at b1 s128 (1.09x at s47), the pruned teacher's 1.08x (1.17x), the edge student's INT8 1.05x
+    (1.18x), while the single-head student's FP32 graph ran slower (ORT's Attention kernel with one head of
+    384), so ``distill-int8`` exports it unfused. A run checks the fused graph's logits, not its speed: on
+    another CPU, time both graphs with ``compress bench``.
+    """
 
     optimize: bool = Field(
         False, description="Fuse attention/LayerNorm/GELU (ORT transformer optimizer), checked against the unfused graph."
@@ -61,8 +69,8 @@ def fuse_transformer(
     # 8 bits: fused then quantized, the edge student's bundle grew from 8.3 to 26.6 MB. The lookup is a
     # negligible share of latency, so it stays a Gather (+ LayerNormalization).
     options.enable_embed_layer_norm = False
-    # SkipLayerNormalization is slower than LayerNormalization + Add on ONNX Runtime's CPU provider here
-    # (see CPU_DISABLED_FUSIONS), so the fused graph keeps them apart.
+    # SkipLayerNormalization is slower than LayerNormalization + Add on ONNX Runtime's CPU provider on
+    # both CPUs measured (see CPU_DISABLED_FUSIONS), so the fused graph keeps them apart.
     options.enable_skip_layer_norm = False
     optimized = optimize_model(
         graph, model_type="bert", num_heads=0, hidden_size=0, opt_level=0, optimization_options=options

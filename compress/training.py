@@ -81,7 +81,9 @@ def make_optimizer(model: nn.Module, config: TrainingConfig) -> torch.optim.Adam
     """AdamW over the trainable parameters, with the fused kernel where torch has one for them.
 
     The default (for-loop) AdamW costs ~0.5 s per step on 2 CPU cores for MiniLM's 11.7M embedding
-    parameters alone; the fused kernel does the same update about 15x faster.
+    parameters alone; the fused kernel does the same update about 15x faster. Measured on the AMD EPYC
+    (AVX512, 2 cores) of the bundled reports only; the fused kernel does the update in one vectorised pass
+    instead of one pass per operation, which does not depend on bf16 support.
     """
     parameters = [p for p in model.parameters() if p.requires_grad]
     options = {"lr": config.learning_rate, "weight_decay": config.weight_decay}
