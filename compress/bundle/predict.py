@@ -1,10 +1,18 @@
-"""Run a deployable bundle on texts. Imports only onnxruntime, tokenizers and numpy: no torch."""
+"""Run a deployable bundle on texts. Imports only onnxruntime, tokenizers and numpy: no torch.
+
+A bundle verifies itself completely before anything is loaded: every file the predictor opens (the
+model and the tokenizer) must be one of the manifest's hashed ``files``, every listed name must stay
+inside the bundle (no ``..``, no absolute path, no symbolic link leading out), each file must match its
+sha256, and the labels must be as many as the model has outputs.
+"""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
+from typing import Any
 
 import numpy as np
 
@@ -23,41 +31,112 @@ class Prediction:
     probability: float
 
 
+@dataclass(frozen=True)
+class BundleManifest:
+    """The parts of ``manifest.json`` the predictor relies on, checked."""
+
+    model: str
+    labels: tuple[str, ...]
+    max_length: int
+    files: dict[str, str]
+    """File name (relative to the bundle) -> sha256."""
+
+
+def read_manifest(directory: Path) -> BundleManifest:
+    """Parse and check ``directory/manifest.json``; every problem is one CompressError naming the manifest."""
+    path = directory / MANIFEST_FILE
+    if not path.is_file():
+        raise CompressError(f"{directory}: not a compress bundle (no {MANIFEST_FILE})")
+    try:
+        raw = read_json(path)
+    except (OSError, ValueError) as error:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        raise CompressError(f"{path}: not valid JSON ({error})") from None
+    if not isinstance(raw, dict):
+        raise CompressError(f"{path}: not a bundle manifest (expected a JSON object, got {type(raw).__name__})")
+    problems = [problem for problem in (_labels_problem(raw), _max_length_problem(raw)) if problem]
+    files = raw.get("files")
+    if not isinstance(files, dict) or not files:
+        problems.append("files: missing; a bundle lists every file with its sha256, so it can be verified")
+    elif not all(isinstance(f, dict) and isinstance(f.get("sha256"), str) for f in files.values()):
+        problems.append("files: every entry needs a 'sha256' string")
+    if problems:
+        raise CompressError(f"{path}: not a valid bundle manifest: " + "; ".join(problems))
+    model = raw.get("model")
+    for what, name in (("model", model), ("tokenizer", TOKENIZER_FILE)):
+        if not isinstance(name, str) or name not in files:
+            raise CompressError(
+                f"{path}: the {what} file {name!r} is not one of the manifest's hashed files, so it cannot be "
+                "verified; refusing to load it"
+            )
+    return BundleManifest(
+        model, tuple(raw["labels"]), raw["max_length"], {name: facts["sha256"] for name, facts in files.items()}
+    )
+
+
+def _labels_problem(raw: dict[str, Any]) -> str | None:
+    labels = raw.get("labels")
+    if labels is None:
+        return "labels: missing"
+    if not isinstance(labels, list) or not labels or not all(isinstance(label, str) for label in labels):
+        return f"labels: expected a list of label names, got {labels!r:.80}"
+    return None
+
+
+def _max_length_problem(raw: dict[str, Any]) -> str | None:
+    value = raw.get("max_length")
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        return f"max_length: expected a positive whole number of tokens, got {value!r:.40}"
+    return None
+
+
+def verified_path(directory: Path, name: str, sha256: str | None) -> Path:
+    """``directory/name`` after checking that it stays inside ``directory`` (links followed) and, when
+    ``sha256`` is given, that its content matches."""
+    where = directory / MANIFEST_FILE
+    parts = PurePosixPath(name).parts if isinstance(name, str) else ()
+    if not parts or PurePosixPath(name).is_absolute() or "\\" in name or any(p in ("..", ".") for p in parts):
+        raise CompressError(f"{where}: file name {name!r} is not a plain path inside the bundle; refusing it")
+    path = directory.joinpath(*parts)
+    if not path.is_file():
+        raise CompressError(f"{path}: listed in the bundle manifest but missing")
+    root = directory.resolve()
+    if root not in path.resolve().parents:
+        raise CompressError(f"{path}: leads outside the bundle (a symbolic link to {path.resolve()}); refusing it")
+    if sha256 is not None and sha256_file(path) != sha256:
+        raise CompressError(f"{path}: sha256 does not match the manifest; the file was changed or is corrupt")
+    return path
+
+
 class BundlePredictor:
-    """Loads ``manifest.json``, checks every file's sha256, and classifies texts."""
+    """Loads and verifies a bundle (see the module docstring), then classifies texts."""
 
     def __init__(self, bundle_dir: str | Path, threads: int | None = None, verify: bool = True) -> None:
-        from tokenizers import Tokenizer
-
-        from compress.evaluation.runners import open_onnx_session
-
+        """``verify=False`` skips only the sha256 comparison (the structural checks always run)."""
         self.directory = Path(bundle_dir)
-        manifest_path = self.directory / MANIFEST_FILE
-        if not manifest_path.is_file():
-            raise CompressError(f"{self.directory}: not a compress bundle (no {MANIFEST_FILE})")
-        try:
-            self.manifest = read_json(manifest_path)
-        except ValueError as error:
-            raise CompressError(f"{manifest_path}: not valid JSON ({error})") from None
-        if verify:
-            self._verify_files()
-        self.labels = self.manifest["labels"]
-        self.encoder = TextEncoder(Tokenizer.from_file(str(self.directory / TOKENIZER_FILE)), self.manifest["max_length"])
-        self.session = open_onnx_session(self.directory / self.manifest["model"], "cpu", threads)
+        manifest = read_manifest(self.directory)
+        paths = {name: verified_path(self.directory, name, sha if verify else None) for name, sha in manifest.files.items()}
+        self.labels = list(manifest.labels)
+        self.encoder = TextEncoder(_tokenizer(paths[TOKENIZER_FILE]), manifest.max_length)
+        self.model_path = paths[manifest.model]
+        self.session = _session(self.model_path, threads)
+        width = self.session.get_outputs()[0].shape[-1]
+        if isinstance(width, int):
+            self._check_width(width)
 
-    def _verify_files(self) -> None:
-        for name, facts in self.manifest.get("files", {}).items():
-            path = self.directory / name
-            if not path.is_file():
-                raise CompressError(f"{path}: listed in the bundle manifest but missing")
-            if sha256_file(path) != facts["sha256"]:
-                raise CompressError(f"{path}: sha256 does not match the manifest; the file was changed or is corrupt")
+    def _check_width(self, width: int) -> None:
+        if width != len(self.labels):
+            raise CompressError(
+                f"{self.directory / MANIFEST_FILE}: lists {len(self.labels)} labels ({', '.join(self.labels)}) "
+                f"but the model {self.model_path.name} outputs {width} scores per text"
+            )
 
     def probabilities(self, texts: Sequence[str], batch_size: int = 32) -> np.ndarray:
+        check_texts(texts)
         outputs = []
         for start in range(0, len(texts), batch_size):
             ids, mask = pad_batch(self.encoder.encode(texts[start : start + batch_size]), self.encoder.pad_id)
             logits = self.session.run(None, {"input_ids": ids, "attention_mask": mask})[0]
+            self._check_width(logits.shape[-1])  # a symbolic output width is known only now
             shifted = np.exp(logits - logits.max(axis=-1, keepdims=True))
             outputs.append(shifted / shifted.sum(axis=-1, keepdims=True))
         return np.concatenate(outputs) if outputs else np.zeros((0, len(self.labels)))
@@ -68,6 +147,42 @@ class BundlePredictor:
             Prediction(text, self.labels[int(row.argmax())], float(row.max()))
             for text, row in zip(texts, probabilities, strict=True)
         ]
+
+
+def check_texts(texts: Sequence[str]) -> None:
+    """Texts must be strings of valid Unicode: a command-line argument that was not UTF-8 arrives as a
+    string with escaped bytes (surrogates) that the tokenizer and the terminal would choke on."""
+    if isinstance(texts, str):
+        raise CompressError("texts: expected a list of texts, got a single string")
+    for number, text in enumerate(texts, start=1):
+        if not isinstance(text, str):
+            raise CompressError(f"text {number}: expected a string, got {type(text).__name__}")
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            raw = os.fsencode(text)
+            raise CompressError(
+                f"text {number} ({raw[:60]!r}) is not valid UTF-8; pass texts encoded as UTF-8"
+            ) from None
+
+
+def _tokenizer(path: Path):
+    from tokenizers import Tokenizer
+
+    try:
+        return Tokenizer.from_file(str(path))
+    except Exception as error:  # tokenizers raises a bare Exception for unreadable files
+        raise CompressError(f"{path}: not a readable tokenizer ({str(error)[:200]})") from None
+
+
+def _session(path: Path, threads: int | None):
+    from compress.evaluation.runners import open_onnx_session
+
+    try:
+        return open_onnx_session(path, "cpu", threads)
+    except Exception as error:  # onnxruntime raises its own Fail/InvalidGraph/... types
+        first = str(error).strip().splitlines()[0][:200] if str(error).strip() else type(error).__name__
+        raise CompressError(f"{path}: ONNX Runtime cannot load the bundle's model ({first})") from None
 
 
 def predict(bundle_dir: str | Path, texts: Sequence[str]) -> list[Prediction]:
