@@ -62,7 +62,13 @@ def rotten_tomatoes() -> Rows:
     return rows
 
 
-def _json_lines(path: Path, handle) -> list[dict]:
+# Python's csv module refuses fields over 128 KiB ("field larger than field limit"); a long review or
+# e-mail is a legitimate row (the tokenizer truncates it later), so allow fields up to 256 MiB.
+CSV_FIELD_LIMIT = 1 << 28
+
+
+def _json_lines(path: Path, handle) -> list[tuple[int, dict]]:
+    """(line number, record) for every non-blank line of a JSONL file."""
     records = []
     for number, line in enumerate(handle, start=1):
         if not line.strip():
@@ -73,36 +79,56 @@ def _json_lines(path: Path, handle) -> list[dict]:
             raise DataError(f"{path}: line {number} is not valid JSON ({error.msg})") from None
         if not isinstance(record, dict):
             raise DataError(f"{path}: line {number} is not a JSON object (one object per line expected)")
-        records.append(record)
+        records.append((number, record))
     return records
 
 
+def _csv_rows(path: Path, handle, delimiter: str) -> list[tuple[int, dict]]:
+    """(line number, row) for every CSV/TSV record; the header is line 1."""
+    csv.field_size_limit(max(csv.field_size_limit(), CSV_FIELD_LIMIT))
+    reader = csv.DictReader(handle, delimiter=delimiter)
+    try:
+        return [(reader.line_num, row) for row in reader]
+    except csv.Error as error:
+        raise DataError(f"{path}: line {reader.line_num} is not valid CSV ({error})") from None
+
+
 def read_table(path: Path, text_column: str, label_column: str) -> Rows:
-    """Read (text, label) pairs from a .csv/.tsv or .jsonl file."""
+    """Read (text, label) pairs from a .csv/.tsv or .jsonl file (UTF-8, with or without a BOM)."""
     if not path.is_file():
         raise DataError(f"{path}: data file not found")
     suffix = "".join(path.suffixes[-2:]) if path.suffix == ".bz2" else path.suffix
     try:
         opener = bz2.open if path.suffix == ".bz2" else open
-        with opener(path, "rt", encoding="utf-8", newline="") as handle:
+        # utf-8-sig: spreadsheet programs start UTF-8 CSVs with a byte-order mark, which would otherwise
+        # become part of the first column's name
+        with opener(path, "rt", encoding="utf-8-sig", newline="") as handle:
             if suffix.startswith(".jsonl") or suffix.startswith(".json"):
                 records = _json_lines(path, handle)
             elif suffix.startswith((".csv", ".tsv")):
-                records = list(csv.DictReader(handle, delimiter="\t" if ".tsv" in suffix else ","))
+                records = _csv_rows(path, handle, "\t" if ".tsv" in suffix else ",")
             else:
                 raise DataError(f"{path}: unsupported data format {suffix!r}; use .csv, .tsv or .jsonl")
     except UnicodeDecodeError as error:
         raise DataError(f"{path}: not UTF-8 text (byte {error.start}); re-save the file as UTF-8") from None
     if not records:
         raise DataError(f"{path}: the file has no rows")
-    columns = set(records[0])
+    columns = set(records[0][1])
     missing = [c for c in (text_column, label_column) if c not in columns]
     if missing:
         raise DataError(
             f"{path}: missing column(s) {', '.join(map(repr, missing))}; found {', '.join(sorted(map(str, columns)))}",
             hint="set data.text_column / data.label_column in the recipe",
         )
-    return [(str(r[text_column] or ""), str(r[label_column])) for r in records if r[label_column] not in (None, "")]
+    for number, record in records:  # a JSONL line may lack a key the first line has (CSV rows cannot)
+        absent = [c for c in (text_column, label_column) if c not in record]
+        if absent:
+            raise DataError(f"{path}: line {number} has no {' or '.join(map(repr, absent))} field")
+    return [
+        (str(r[text_column] or ""), str(r[label_column]))
+        for _, r in records
+        if r[label_column] not in (None, "")
+    ]
 
 
 def load_task(config: DataConfig) -> TaskData:
