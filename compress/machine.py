@@ -68,6 +68,17 @@ def fingerprint_key(identity: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:16]
 
 
+def busy_load() -> tuple[float, int] | None:
+    """``(1-minute load, cores)`` while other work competes for the CPU (load above cores + 1, the
+    threshold of the latency notes), else None: measurements taken then are not worth caching."""
+    try:
+        load = os.getloadavg()[0]
+    except OSError:  # no load average on this platform
+        return None
+    cores = os.cpu_count() or 1
+    return (round(load, 1), cores) if load > cores + 1 else None
+
+
 def cache_dir() -> Path:
     """``$COMPRESS_CACHE_DIR``, else ``$XDG_CACHE_HOME/compress``, else ``~/.cache/compress``."""
     if os.environ.get(CACHE_DIR_VARIABLE):
