@@ -33,7 +33,7 @@ def check_plain_name(value: str) -> str:
     """Refuse names that could leave the folder they are joined to (``..``, ``/x``, ``a/b``, ``.``, NUL ...)."""
     if not PLAIN_NAME.fullmatch(value):
         raise ValueError(
-            f"must be a plain folder name (1-100 of A-Z a-z 0-9 . _ -, not starting with '.' or '-'), "
+            "must be a plain folder name (1-100 of A-Z a-z 0-9 . _ -, not starting with '.' or '-'), "
             "so that it stays inside the run directory"
         )
     return value
