@@ -132,8 +132,8 @@ def measure_interleaved(
     call; a pause to let them stop costs short calls instead (the cores go idle: 3.35 -> 3.55 ms after 5 ms).
     ``prime_ms``: repeat the untimed call until this long has passed. libgomp's threads (PyTorch's CPU
     build) spin-wait 300,000 pauses after a parallel region, several milliseconds on the AMD EPYC of the
-    bundled reports, longer than one call of a small model: primed by one call, the edge student's ONNX graph measured 4.27 ms beside
-    PyTorch models against 4.03 ms without them.
+    bundled reports, longer than one call of a small model: primed by one call, the edge student's ONNX
+    graph measured 4.27 ms beside PyTorch models against 4.03 ms without them.
     """
     names = list(predictors)
     for name in names:
