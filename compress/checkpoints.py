@@ -3,16 +3,26 @@
 A checkpoint holds only tensors and plain Python values, saved with ``torch.save`` and read back with
 ``torch.load(weights_only=True)``: loading one never runs code. It is written atomically, and a
 checkpoint whose fingerprint (what was being trained, and how) differs from the current call is ignored.
+
+A stage directory may also hold a teacher cache (``distill``: the teacher's outputs, minutes to compute on
+real data). Both are resume aids only: the pipeline discards them once their stage is complete.
 """
 
 from __future__ import annotations
 
+import hashlib
+import itertools
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from compress.io_utils import atomic_path
 
 CHECKPOINT_FILE = "training-checkpoint.pt"
+TEACHER_CACHE_FILE = "teacher-cache.safetensors"
+RESUME_FILES = (CHECKPOINT_FILE, TEACHER_CACHE_FILE)
 
 
 def checkpoint_path(directory: str | Path) -> Path:
@@ -44,6 +54,39 @@ def load_checkpoint(directory: str | Path, fingerprint: str) -> dict[str, Any] |
     return payload
 
 
+def checkpoint_exists(directory: str | Path | None) -> bool:
+    return directory is not None and checkpoint_path(directory).is_file()
+
+
 def discard_checkpoint(directory: str | Path) -> None:
-    """Remove the checkpoint once its stage is complete (it is as large as the model and optimizer)."""
-    checkpoint_path(directory).unlink(missing_ok=True)
+    """Remove the checkpoint and teacher cache once their stage is complete (the checkpoint is as large as
+    the model and optimizer, a teacher cache hundreds of MB on real data)."""
+    for name in RESUME_FILES:
+        (Path(directory) / name).unlink(missing_ok=True)
+
+
+def state_digest(module: Any) -> str:
+    """SHA-256 of a module's state dict: names, dtypes, shapes and bytes of every tensor (plus the repr of any
+    extra state). About 1 s per 400 MB of weights."""
+    import torch
+
+    digest = hashlib.sha256()
+    for name, value in module.state_dict().items():
+        digest.update(name.encode())
+        if isinstance(value, torch.Tensor):
+            tensor = value.detach().cpu().contiguous().reshape(-1)
+            digest.update(f"{tensor.dtype}{list(value.shape)}".encode())
+            digest.update(tensor.view(torch.uint8).numpy().tobytes())
+        else:
+            digest.update(repr(value).encode())
+    return digest.hexdigest()
+
+
+def examples_digest(encoded: Sequence[Sequence[int]], labels: Sequence[int] | None = None) -> str:
+    """SHA-256 of token-id sequences (and their labels): what a training run or a teacher cache was made from."""
+    digest = hashlib.sha256()
+    digest.update(np.fromiter((len(ids) for ids in encoded), dtype=np.int64, count=len(encoded)).tobytes())
+    digest.update(np.fromiter(itertools.chain.from_iterable(encoded), dtype=np.int64).tobytes())
+    if labels is not None:
+        digest.update(np.asarray(labels, dtype=np.int64).tobytes())
+    return digest.hexdigest()

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import os
+import signal
 import sys
+import threading
+from contextlib import contextmanager
 from functools import wraps
 from pathlib import Path
 from typing import Annotated
@@ -47,11 +50,34 @@ def friendly_errors(func):
                 raise
             err_console.print(f"[bold red]error:[/] {error}", highlight=False)
             raise typer.Exit(error.exit_code) from None
-        except KeyboardInterrupt:
-            err_console.print("[yellow]interrupted[/]: finished stages are saved; rerun with the same --out to resume")
-            raise typer.Exit(130) from None
+        except KeyboardInterrupt as interrupt:
+            err_console.print("[yellow]interrupted[/]: finished stages and training epochs are saved; rerun with the same --out to resume")
+            raise typer.Exit(128 + getattr(interrupt, "signal_number", signal.SIGINT)) from None
 
     return wrapper
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (``timeout``, systemd, job schedulers), raised where Ctrl-C would be: handled the same way."""
+
+    signal_number = signal.SIGTERM
+
+
+def _raise_terminated(signal_number, frame):
+    raise Terminated
+
+
+@contextmanager
+def sigterm_as_interrupt():
+    """While a run runs, SIGTERM abandons the current epoch like Ctrl-C (exit 143 = 128 + 15, not 130)."""
+    if threading.current_thread() is not threading.main_thread():  # signal handlers live in the main thread
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 @app.command()
@@ -79,7 +105,8 @@ def run(
     from compress import run_recipe
 
     overrides = (set_ or []) + (["model.trust_model_code=true"] if trust_model_code else [])
-    result = run_recipe(recipe, out=out, overrides=overrides, console=console, restart=restart, redo=redo)
+    with sigterm_as_interrupt():
+        result = run_recipe(recipe, out=out, overrides=overrides, console=console, restart=restart, redo=redo)
     console.print(f"\n[bold green]done[/]: run directory {result.run_dir}")
     if result.report_path:
         console.print(f"  report: {result.report_path.with_suffix('.md')} (and {result.report_path.name})")

@@ -21,7 +21,7 @@ from rich.console import Console
 from torch import nn
 
 from compress import distributed
-from compress.checkpoints import load_checkpoint, save_checkpoint
+from compress.checkpoints import checkpoint_exists, examples_digest, load_checkpoint, save_checkpoint, state_digest
 from compress.data.batching import bucketed_batches, lengths_of, num_batches, pad_batch
 from compress.evaluation.accuracy import accuracy, predict_logits
 from compress.evaluation.runners import TorchPredictor
@@ -110,10 +110,16 @@ def dev_accuracy(model: nn.Module, encoded: Sequence[Sequence[int]], labels: Seq
     return accuracy(logits, labels)
 
 
-def _fingerprint(model: nn.Module, n_train: int, config: TrainingConfig, seed: int, description: str) -> str:
-    """What a checkpoint must match to be resumed: the same model shapes, data size, options and seed."""
-    shapes = {name: list(p.shape) for name, p in model.state_dict().items()}
-    blob = json.dumps([shapes, n_train, config.model_dump(mode="json"), seed, description], sort_keys=True)
+def _fingerprint(
+    model: nn.Module, train: tuple[Sequence[Sequence[int]], Sequence[int]], config: TrainingConfig, seed: int,
+    description: str, resume_key: str,
+) -> str:
+    """What a checkpoint must match to be resumed: the same starting weights (shapes and values: a pruned
+    model must be pruned the same way again), examples and labels, options, seed and ``resume_key``."""
+    blob = json.dumps(
+        [state_digest(model), examples_digest(*train), config.model_dump(mode="json"), seed, description, resume_key],
+        sort_keys=True,
+    )
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
@@ -148,12 +154,16 @@ def train_classifier(
     loss_fn: LossFn = cross_entropy_loss,
     description: str = "training",
     checkpoint_dir: str | Path | None = None,
+    resume_key: str = "",
 ) -> TrainResult:
     """Train ``model`` in place and leave it holding the weights of its best dev epoch.
 
     With ``checkpoint_dir`` (a stage directory), a checkpoint is saved after every epoch and a rerun
-    resumes after the last saved epoch with the same result as an uninterrupted run. Under ``torchrun``
-    each process trains on its share of every batch (DDP: gradients averaged).
+    resumes after the last saved epoch with the same result as an uninterrupted run. State that lives
+    outside the parameters (a schedule's progress ...) must be part of ``model.state_dict()`` (see
+    ``nn.Module.get_extra_state``); ``resume_key`` names whatever else the run depends on that ``model``
+    and the examples do not show (e.g. the teacher a loss reads). Under ``torchrun`` each process trains
+    on its share of every batch (DDP: gradients averaged).
     """
     distributed.ensure_process_group()
     runner = distributed.wrap(model)
@@ -162,8 +172,15 @@ def train_classifier(
     if config.max_train_examples:
         train_ids, train_labels = train_ids[: config.max_train_examples], train_labels[: config.max_train_examples]
     torch.manual_seed(seed)
-    fingerprint = _fingerprint(model, len(train_ids), config, seed, description)
-    saved = load_checkpoint(checkpoint_dir, fingerprint) if checkpoint_dir else None
+    fingerprint, saved = "", None
+    if checkpoint_dir:
+        fingerprint = _fingerprint(model, (train_ids, train_labels), config, seed, description, resume_key)
+        saved = load_checkpoint(checkpoint_dir, fingerprint)
+        if saved is None and checkpoint_exists(checkpoint_dir):
+            console.print(
+                f"    the saved {description} checkpoint does not match this run (other weights, data or "
+                "options) or cannot be read: training from the start"
+            )
     if saved is None:
         best = TrainResult(dev_accuracy(model, *dev, pad_id), best_epoch=0)
         best_state = copy.deepcopy(model.state_dict())

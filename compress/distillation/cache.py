@@ -5,20 +5,33 @@ FP16 and without padding (one flat (tokens, hidden) tensor per index plus offset
 ``2 bytes x hidden x tokens`` each, i.e. ~200 MB per index for Rotten Tomatoes' 9,752 train texts
 (~26 tokens each) at hidden 384. The attention loss recomputes the teacher's Q/K/V from the cached
 *input* of a layer, which is 3x smaller than caching Q, K and V.
+
+With a stage directory the cache is also kept on disk (safetensors, written atomically), so an interrupted
+``distill`` resumes without running the teacher again; it is reused only when its fingerprint (teacher
+weights, texts, hidden-state indices, precision, batching) matches, and discarded with the training
+checkpoint once the stage is complete.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 
+from compress.checkpoints import TEACHER_CACHE_FILE, examples_digest, state_digest
 from compress.data.batching import in_input_order, iterate_batches, lengths_of
 from compress.distillation.estimate import estimate_teacher_cache
+from compress.io_utils import atomic_path
 from compress.training import autocast
+
+CACHE_FORMAT = 1
+"""Bumped whenever what the cache holds, or how it is computed, changes: older files are recomputed."""
 
 
 @dataclass
@@ -79,3 +92,63 @@ def cache_teacher(
             for row, example in enumerate(index):
                 flat[offsets[example] : offsets[example + 1]] = states[row, : lengths[example]]
     return TeacherCache(logits=torch.from_numpy(in_input_order(order, logits)), hidden=hidden, offsets=offsets)
+
+
+def cache_fingerprint(
+    teacher: nn.Module, encoded: Sequence[Sequence[int]], indices: set[int], batch_size: int, precision: str
+) -> str:
+    """What a saved cache must match to be reused: teacher weights, the encoded texts, indices, batching, precision."""
+    blob = json.dumps(
+        [CACHE_FORMAT, state_digest(teacher), examples_digest(encoded), sorted(indices), batch_size, precision]
+    )
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def save_teacher_cache(cache: TeacherCache, path: str | Path, fingerprint: str) -> Path:
+    from safetensors.torch import save_file
+
+    tensors = {"logits": cache.logits.contiguous(), "offsets": torch.from_numpy(np.asarray(cache.offsets, dtype=np.int64))}
+    tensors.update({f"hidden.{i}": flat.contiguous() for i, flat in cache.hidden.items()})
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp), metadata={"fingerprint": fingerprint})
+    return Path(path)
+
+
+def load_teacher_cache(path: str | Path, fingerprint: str) -> TeacherCache | None:
+    """The saved cache when it exists, is readable and has this fingerprint; else ``None`` (recompute)."""
+    from safetensors import safe_open
+
+    if not Path(path).is_file():
+        return None
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            if (handle.metadata() or {}).get("fingerprint") != fingerprint:
+                return None
+            tensors = {key: handle.get_tensor(key) for key in handle.keys()}  # noqa: SIM118 (not a dict)
+        hidden = {int(key.split(".", 1)[1]): t for key, t in tensors.items() if key.startswith("hidden.")}
+        return TeacherCache(logits=tensors["logits"], hidden=hidden, offsets=tensors["offsets"].numpy())
+    except Exception:  # a cache we cannot read is recomputed, not a reason to fail the run
+        return None
+
+
+def stored_teacher_cache(
+    teacher: nn.Module,
+    encoded: Sequence[Sequence[int]],
+    pad_id: int,
+    indices: set[int],
+    directory: str | Path | None,
+    batch_size: int = 128,
+    precision: str = "fp32",
+    log: Callable[[str], object] | None = None,
+) -> tuple[TeacherCache, bool]:
+    """:func:`cache_teacher`, reusing (or saving) the cache in ``directory``; also says whether it was reused."""
+    if directory is None:
+        return cache_teacher(teacher, encoded, pad_id, indices, batch_size, precision, log), False
+    path = Path(directory) / TEACHER_CACHE_FILE
+    fingerprint = cache_fingerprint(teacher, encoded, indices, batch_size, precision)
+    saved = load_teacher_cache(path, fingerprint)
+    if saved is not None:
+        return saved, True
+    cache = cache_teacher(teacher, encoded, pad_id, indices, batch_size, precision, log)
+    save_teacher_cache(cache, path, fingerprint)
+    return cache, False

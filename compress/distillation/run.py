@@ -6,19 +6,21 @@ import time
 from collections.abc import Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
 from rich.console import Console
 from torch import nn
 
+from compress.checkpoints import state_digest
 from compress.data.batching import num_batches, pad_batch
 from compress.data.dataset import TaskData
 from compress.data.tokenization import TextEncoder
 from compress.data.transfer import transfer_texts
 from compress.distillation.annealing import HeadAnnealing, annealing_heads
 from compress.distillation.augment import augment_ids, embedding_neighbours, train_token_pool
-from compress.distillation.cache import cache_teacher
+from compress.distillation.cache import stored_teacher_cache
 from compress.distillation.config import AugmentConfig, DistillConfig, TransferConfig
 from compress.distillation.losses import LOSSES, AttentionLoss, DistillLoss, HiddenLoss, LogitsLoss
 from compress.distillation.student import StudentInit, StudentSpec, build_student, choose_teacher_layers
@@ -154,8 +156,14 @@ def distill(
     seed: int,
     console: Console,
     transfer: Sequence[Sequence[int]] = (),
+    work_dir: str | Path | None = None,
 ) -> DistillResult:
-    """``transfer``: encoded unlabelled texts, labelled by the teacher like the augmented copies."""
+    """``transfer``: encoded unlabelled texts, labelled by the teacher like the augmented copies.
+
+    ``work_dir`` (the stage directory) keeps the teacher cache and a checkpoint after every epoch, so an
+    interrupted call resumes: the cache is reused when it matches, training continues after the last saved
+    epoch with the same result as an uninterrupted call.
+    """
     started = time.perf_counter()
     teacher.eval()
     train_ids, train_labels = list(train[0]), list(train[1])
@@ -174,11 +182,13 @@ def distill(
     indices = set().union(*(loss.teacher_indices() for loss in losses.values()))
     decision = decide_precision(config.precision, console)
     precision = decision.precision
-    cache = cache_teacher(teacher, train_ids + extra, pad_id, indices, precision=precision, log=console.print)
+    cache, reused = stored_teacher_cache(
+        teacher, train_ids + extra, pad_id, indices, work_dir, precision=precision, log=console.print
+    )
     teacher_labels = cache.logits[len(train_ids) :].argmax(-1).tolist()
     cached_at = time.perf_counter()
     console.print(
-        f"    teacher cached for {len(train_ids) + len(extra)} examples "
+        f"    teacher {'cache reused' if reused else 'cached'} for {len(train_ids) + len(extra)} examples "
         f"({len(augmented)} augmented, {len(transfer)} transfer texts): "
         f"{cache.nbytes / 1e6:.1f} MB in {cached_at - started:.0f} s ({precision})"
     )
@@ -196,6 +206,8 @@ def distill(
             console,
             loss_fn=distillation_loss_fn,
             description="distill",
+            checkpoint_dir=work_dir,
+            resume_key=state_digest(teacher) if work_dir else "",  # what a random-init student learns from
         )
     info = {
         "distillation": {
@@ -224,6 +236,7 @@ def distill(
             "transfer_examples": len(transfer),
             "teacher_cache_mb": round(cache.nbytes / 1e6, 1),
             "teacher_cache_seconds": round(cached_at - started, 1),
+            "teacher_cache_reused": reused,
             "precision": precision,
             "seconds": round(time.perf_counter() - started, 1),
         },

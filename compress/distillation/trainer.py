@@ -39,6 +39,14 @@ class DistillationModel(nn.Module):
         )
         self._needs_hidden = any(loss.teacher_indices() for loss in losses.values())
 
+    def get_extra_state(self) -> dict[str, int]:
+        """The annealing progress, so a training checkpoint (the state dict) resumes the schedule mid-way."""
+        return {"annealing_step": self.annealing.step if self.annealing is not None else 0}
+
+    def set_extra_state(self, state: dict[str, int]) -> None:
+        if self.annealing is not None:
+            self.annealing.step = int(state["annealing_step"])
+
     def forward(self, input_ids, attention_mask, labels=None, index=None):
         if labels is None:
             return self.student(input_ids=input_ids, attention_mask=attention_mask).logits

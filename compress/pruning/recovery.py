@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
 
+from compress.checkpoints import state_digest
 from compress.data.batching import pad_batch
 from compress.losses import logits_kd_loss_fn, teacher_logits
 from compress.training import TrainResult, cross_entropy_loss, train_classifier
@@ -43,15 +45,22 @@ def recover(
     ctx: RunContext,
     encoder: TextEncoder,
     train_ids: Sequence[Sequence[int]],
+    checkpoint_dir: str | Path | None = None,
 ) -> TrainResult | None:
-    """Fine-tune the pruned ``model`` in place, optionally distilling from the ``unpruned`` one's logits."""
+    """Fine-tune the pruned ``model`` in place, optionally distilling from the ``unpruned`` one's logits.
+
+    With ``checkpoint_dir`` (the stage directory) every epoch is checkpointed and an interrupted recovery
+    resumes, provided pruning again gives the same pruned weights (it does: the pipeline seeds every stage,
+    and the fingerprint checks the pruned model's weights).
+    """
     if config.epochs == 0:
         return None
     task = ctx.task
     train = (train_ids, task.train.labels)
     dev = (encoder.encode(task.dev.texts), task.dev.labels)
-    loss_fn = cross_entropy_loss
+    loss_fn, resume_key = cross_entropy_loss, ""
     if config.distill_from_unpruned:
+        resume_key = state_digest(unpruned) if checkpoint_dir else ""
         cached = teacher_logits(unpruned, train_ids, encoder.pad_id)
         loss_fn = logits_kd_loss_fn(cached, config.temperature, config.hard_label_weight)
     result = train_classifier(
@@ -64,6 +73,8 @@ def recover(
         ctx.console,
         loss_fn=loss_fn,
         description="recover",
+        checkpoint_dir=checkpoint_dir,
+        resume_key=resume_key,
     )
     ctx.console.print(
         f"    recovered: best dev accuracy {result.best_dev_accuracy:.4f} (epoch {result.best_epoch})"

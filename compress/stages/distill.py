@@ -35,6 +35,7 @@ class Distill(Stage):
             ctx.seed,
             ctx.console,
             transfer=encoded_transfer(self.config.transfer, task, encoder, ctx.seed),
+            work_dir=ctx.stage_dir(self.id),
         )
         ctx.console.print(f"    best dev accuracy {result.info['training']['best_dev_accuracy']:.4f}")
         info = {**result.info, "teacher": teacher.name}

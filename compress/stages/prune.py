@@ -40,6 +40,8 @@ class Prune(Stage):
     def run(self, current, ctx):
         import copy
 
+        import torch
+
         from compress.outputs import save_torch_variant
         from compress.pruning.recovery import calibration_batches, example_inputs, recover
         from compress.pruning.structured import prune_model
@@ -58,13 +60,16 @@ class Prune(Stage):
                 cfg.recover.batch_size,
                 cfg.calibration_batches,
             )
+        # Seeded here, not only before the stage: loading the input from disk on resume draws random numbers
+        # (a model's init), and random importance must prune the same channels again for recovery to resume.
+        torch.manual_seed(ctx.seed)
         shapes = prune_model(model, cfg, example_inputs(train_ids, encoder.pad_id), calibration)
         after = shapes["after"]
         ctx.console.print(
             f"    {after['layers']} layers, heads {after['heads']}, "
             f"head size {after['head_size']}, ffn {after['ffn']}"
         )
-        training = recover(model, unpruned, cfg.recover, ctx, encoder, train_ids)
+        training = recover(model, unpruned, cfg.recover, ctx, encoder, train_ids, checkpoint_dir=ctx.stage_dir(self.id))
         info = {"pruning": {**shapes, "importance": cfg.importance, "scope": cfg.scope}}
         if training is not None:
             info["training"] = training.to_dict()
