@@ -49,3 +49,17 @@ lint: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .data
+
+# GPU check (issue 22): on a CUDA machine without network, with .whl carried (see benchmarks/gpu_check.sh).
+# Uses the machine's python3 and packages, not .venv; results in $(OUT) (default runs/gpu-check-<time>).
+.PHONY: gpu-check gpu-wheels gpu-ort-parts
+gpu-check:
+	bash benchmarks/gpu_check.sh
+
+# On this machine (network): what the GPU machine lacks into .whl/ (pydantic, torch-pruning, the teacher in fp16).
+gpu-wheels: $(STAMP)
+	PYTHON=$(BIN)/python bash benchmarks/gpu_check.sh wheels
+
+# Optional: onnxruntime-gpu (CUDA 13) split into .whl-ort/part-1..4, one device call each.
+gpu-ort-parts: $(STAMP)
+	PYTHON=$(BIN)/python bash benchmarks/gpu_check.sh ort-parts
