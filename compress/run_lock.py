@@ -7,6 +7,7 @@ The lock belongs to an open file, so the kernel drops it when the process ends h
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import json
 import os
@@ -20,6 +21,7 @@ from pathlib import Path
 from compress.errors import CompressError
 
 LOCK_FILE = ".compress.lock"
+UNLOCKABLE = (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS)
 
 
 def _holder(path: Path) -> str:
@@ -45,6 +47,11 @@ def run_lock(run_dir: Path) -> Iterator[Path]:
                 f"{run_dir}: another compress run is using this directory ({_holder(path)})",
                 hint="wait for it to finish (or stop it), then rerun to resume; or choose another --out",
             ) from None
+        except OSError as error:
+            if error.errno not in UNLOCKABLE:
+                raise
+            yield path  # a filesystem without locks (some network mounts): run unlocked, as before locks
+            return
         facts = {"pid": os.getpid(), "host": socket.gethostname(), "started": time.time(), "command": " ".join(sys.argv)}
         os.ftruncate(fd, 0)
         os.pwrite(fd, json.dumps(facts).encode("utf-8"), 0)
