@@ -51,7 +51,9 @@ def friendly_errors(func):
             err_console.print(f"[bold red]error:[/] {error}", highlight=False)
             raise typer.Exit(error.exit_code) from None
         except KeyboardInterrupt as interrupt:
-            err_console.print("[yellow]interrupted[/]: finished stages and training epochs are saved; rerun with the same --out to resume")
+            err_console.print(
+                "[yellow]interrupted[/]: finished stages and training epochs are saved; rerun with the same --out to resume"
+            )
             raise typer.Exit(128 + getattr(interrupt, "signal_number", signal.SIGINT)) from None
 
     return wrapper
