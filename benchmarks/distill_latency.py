@@ -16,8 +16,8 @@ import compress  # noqa: F401
 from compress.distillation.student import StudentSpec, build_student
 from compress.evaluation.latency import measure_interleaved
 from compress.evaluation.runners import OnnxPredictor
-from compress.exporting import export_onnx
 from compress.models.persistence import load_model
+from compress.onnx.export import export_onnx
 
 
 def main(teacher_dir: str, teacher_onnx: str, trained: str | None) -> None:

@@ -11,7 +11,7 @@ import sys
 import torch
 
 import compress  # noqa: F401  (quiets third-party start-up noise)
-from compress.config import DataConfig
+from compress.core.recipe import DataConfig
 from compress.data.batching import pad_batch
 from compress.data.sources import load_task
 from compress.data.tokenization import TextEncoder

@@ -23,7 +23,7 @@ import yaml
 from rich.console import Console
 
 import compress  # noqa: F401  (quiets third-party start-up noise)
-from compress.config import DataConfig
+from compress.core.recipe import DataConfig
 from compress.data.sources import load_task
 from compress.data.tokenization import TextEncoder
 from compress.distillation.config import DistillConfig

@@ -50,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     console = Console()
     try:
-        from compress.pipeline import run_recipe
+        from compress.run.pipeline import run_recipe
 
         result = run_recipe(
             args.recipe, out=args.run_dir, overrides=args.overrides, console=console, redo=args.redo

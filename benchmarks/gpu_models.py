@@ -66,8 +66,8 @@ def models(work: Path) -> None:
     from transformers import AutoModelForSequenceClassification
 
     from compress.distillation.student import StudentSpec, build_student
-    from compress.exporting import export_onnx
     from compress.models.sources import embedded_model_dir
+    from compress.onnx.export import export_onnx
 
     torch.manual_seed(0)
     source = embedded_model_dir()

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from compress.core.quiet import silence_library_noise
 from compress.errors import CompressError
-from compress.quiet import silence_library_noise
 
 silence_library_noise()
 
@@ -21,8 +21,8 @@ __all__ = ["CompressError", "list_recipes", "predict", "run_recipe", "validate_r
 
 if TYPE_CHECKING:
     from compress.bundle.predict import Prediction
-    from compress.config import Recipe
-    from compress.pipeline import RunResult
+    from compress.core.recipe import Recipe
+    from compress.run.pipeline import RunResult
 
 
 def run_recipe(
@@ -34,22 +34,22 @@ def run_recipe(
     redo: str | None = None,
 ) -> RunResult:
     """Run (or resume, or with ``restart`` start over, or with ``redo`` redo from one stage on) a recipe;
-    see :func:`compress.pipeline.run_recipe`."""
-    from compress.pipeline import run_recipe as _run
+    see :func:`compress.run.pipeline.run_recipe`."""
+    from compress.run.pipeline import run_recipe as _run
 
     return _run(recipe, out=out, overrides=overrides, console=console, restart=restart, redo=redo)
 
 
 def validate_recipe(path: Any, overrides: list[str] | None = None) -> Recipe:
     """Parse and check a recipe without running anything; raises :class:`CompressError`."""
-    from compress.config import load_recipe
+    from compress.core.recipe import load_recipe
 
     return load_recipe(path, overrides)
 
 
 def list_recipes() -> list[tuple[str, str]]:
     """(name, one-line description) of every bundled recipe."""
-    from compress.config import bundled_recipes
+    from compress.core.recipe import bundled_recipes
 
     return bundled_recipes()
 

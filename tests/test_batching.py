@@ -11,7 +11,7 @@ from compress.data.batching import bucketed_batches, iterate_batches, lengths_of
 from compress.distillation.cache import cache_teacher
 from compress.evaluation.accuracy import predict_logits
 from compress.evaluation.runners import TorchPredictor
-from compress.losses import teacher_logits
+from compress.training.kd import teacher_logits
 
 
 def _texts(n: int, seed: int = 0) -> list[list[int]]:

@@ -20,9 +20,9 @@ from typer.testing import CliRunner
 from compress.bundle.predict import BundlePredictor, predict
 from compress.bundle.writer import write_bundle
 from compress.cli import app
+from compress.core.files import sha256_file
 from compress.data.tokenization import TextEncoder
 from compress.errors import CompressError
-from compress.io_utils import sha256_file
 
 LABELS = ("neg", "pos")
 TEXTS = ["a great and charming film", "a dull and tedious plot"]

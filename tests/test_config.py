@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from compress.config import parse_recipe
+from compress.core.recipe import parse_recipe
 
 RAW = {"name": "t", "stages": [{"finetune": {"epochs": 1}}, "export", {"export": {"from": "teacher", "opset": 17}}, "quantize"]}
 

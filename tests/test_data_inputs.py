@@ -9,7 +9,7 @@ from tiny import synthetic_rows, tiny_tokenizer, write_csv
 from typer.testing import CliRunner
 
 from compress.cli import app
-from compress.config import DataConfig
+from compress.core.recipe import DataConfig
 from compress.data.dataset import MAX_TEXT_CHARS
 from compress.data.sources import load_task
 from compress.data.tokenization import TextEncoder

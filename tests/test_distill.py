@@ -13,7 +13,7 @@ from rich.console import Console
 from tiny import layer_output, padded_ids, synthetic_rows, tiny_bert_teacher, tiny_tokenizer
 from transformers import BertForSequenceClassification
 
-from compress.config import parse_recipe
+from compress.core.recipe import parse_recipe
 from compress.data.batching import pad_batch
 from compress.data.tokenization import TextEncoder
 from compress.distillation.config import DistillConfig
@@ -31,7 +31,7 @@ from compress.distillation.student import StudentSpec, build_student, choose_tea
 from compress.errors import RecipeError, StageError
 from compress.models import architectures
 from compress.models.persistence import load_model, save_model
-from compress.training import TrainingConfig, train_classifier
+from compress.training.loop import TrainingConfig, train_classifier
 
 QUIET = Console(quiet=True)
 
@@ -214,7 +214,7 @@ def test_loss_names_are_validated_up_front():
 
 
 def test_student_round_trips_and_exports(tmp_path):
-    from compress.exporting import export_onnx, max_output_difference
+    from compress.onnx.export import export_onnx, max_output_difference
 
     student, _ = build_student(tiny_bert_teacher(), StudentSpec(layers=2, heads=1, ffn=24), padded_ids())
     ids, mask = padded_ids()
@@ -360,8 +360,8 @@ def test_report_shows_teacher_and_student_with_loss_weights():
 
 
 def test_torchrun_followers_stop_after_the_last_training_stage(monkeypatch, tmp_path):
-    from compress import distributed
-    from compress.pipeline import _up_to_last_training_stage
+    from compress.run.pipeline import _up_to_last_training_stage
+    from compress.training import distributed
 
     recipe = parse_recipe(
         {"name": "x", "stages": ["finetune", "export", {"distill": {"from": "teacher"}}, "export", "quantize", "report"]},
@@ -428,9 +428,9 @@ def test_teacher_labelled_transfer_texts_teach_a_student_with_few_labels(trained
 def test_recipe_distills_with_a_transfer_file_and_reports_it(tiny_recipe, synthetic_csv, tmp_path, one_thread):
     import json
 
-    from compress.config import DataConfig
+    from compress.core.recipe import DataConfig
     from compress.data.sources import load_task
-    from compress.pipeline import run_recipe
+    from compress.run.pipeline import run_recipe
 
     held_out = load_task(DataConfig(dataset=str(synthetic_csv), test_size=100, dev_size=100)).test.texts[:5]
     corpus = tmp_path / "unlabelled.txt"

@@ -15,10 +15,10 @@ from pydantic import Field
 from rich.console import Console
 from tiny import VOCAB, make_checkpoint, synthetic_rows, tiny_config, tiny_tokenizer, write_csv
 
-from compress.config import DataConfig, ModelConfig, load_recipe, parse_recipe
+from compress.core.recipe import DataConfig, ModelConfig, load_recipe, parse_recipe
+from compress.core.stage import _STAGES, Stage, StageConfig, register_stage
 from compress.data.sources import load_task
 from compress.errors import CompressError, DataError, ModelLoadError, RecipeError, SetupError, StageError
-from compress.registry import _STAGES, Stage, StageConfig, register_stage
 
 ROOT = Path(__file__).resolve().parent.parent
 LABELS = ("neg", "pos")
@@ -283,7 +283,7 @@ def test_long_texts_are_truncated_with_a_warning_and_counted(tmp_path):
 
 # ------------------------------------------------------------------------------------------ environment
 def test_missing_required_backend_fails_before_any_work(toy_stage, tmp_path):
-    from compress.pipeline import run_recipe
+    from compress.run.pipeline import run_recipe
 
     parsed = parse_recipe(recipe({"toy": {"teacher": "t"}}), "toy.yaml")
     with pytest.raises(SetupError, match="stage 'toy' needs xyz-backend>=1, which is not installed"):

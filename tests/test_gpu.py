@@ -16,9 +16,9 @@ from torch import nn
 
 from compress.errors import CompressError
 from compress.evaluation.latency import time_call
+from compress.evaluation.path_variants import variant_from_path
 from compress.evaluation.runners import TorchPredictor, open_runtime
 from compress.evaluation.suite import LatencySettings, measure_latency
-from compress.evaluation.targets import variant_from_path
 
 pytestmark = [
     pytest.mark.gpu,

@@ -22,9 +22,9 @@ from compress.evaluation.latency import (
     percentile,
     prime,
 )
+from compress.evaluation.path_variants import variant_from_path
 from compress.evaluation.runners import RuntimeUnavailable, open_runtime
 from compress.evaluation.suite import LatencySettings, measure_latency
-from compress.evaluation.targets import variant_from_path
 
 
 def test_percentiles_and_mean_checked_by_hand():
@@ -268,8 +268,8 @@ def test_memory_child_uses_this_package_from_any_working_directory(tmp_path, tin
     import numpy as np
     from tiny_onnx import export_tiny_onnx
 
+    from compress.core.variant import Variant
     from compress.evaluation.memory import measure_process_memory
-    from compress.variants import Variant
 
     onnx_path = export_tiny_onnx(tiny_checkpoints["bert"], tmp_path / "model")
     (tmp_path / "compress").mkdir()

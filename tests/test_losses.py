@@ -2,7 +2,7 @@ import math
 
 import torch
 
-from compress.losses import logits_kd_loss
+from compress.training.kd import logits_kd_loss
 
 
 def test_kd_loss_is_zero_soft_term_when_student_equals_teacher():

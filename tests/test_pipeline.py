@@ -8,8 +8,8 @@ import sys
 
 import pytest
 
-from compress.config import parse_recipe
-from compress.pipeline import run_recipe
+from compress.core.recipe import parse_recipe
+from compress.run.pipeline import run_recipe
 
 SLICE = [
     {"finetune": {"epochs": 6, "learning_rate": 3e-3, "batch_size": 16, "patience": 0}},

@@ -10,13 +10,14 @@ import pytest
 import torch
 from tiny import quiet_console, tiny_bert_teacher
 
-from compress import machine, precision
-from compress.config import parse_recipe
+from compress.core import machine
+from compress.core.machine import CpuInfo, MachineCache, cache_dir, parse_cpuinfo
+from compress.core.recipe import parse_recipe
 from compress.distillation.cache import cache_teacher
 from compress.distillation.estimate import about, estimate_teacher_cache
-from compress.machine import CpuInfo, MachineCache, cache_dir, parse_cpuinfo
-from compress.precision import PrecisionDecision, cached_choice, choose, decide_precision
-from compress.training import autocast, resolve_precision
+from compress.training import precision
+from compress.training.loop import autocast, resolve_precision
+from compress.training.precision import PrecisionDecision, cached_choice, choose, decide_precision
 
 XEON = CpuInfo("Intel(R) Xeon(R) Platinum", frozenset({"avx2", "avx512f", "avx512_vnni"}), "/proc/cpuinfo")
 EPYC = CpuInfo("AMD EPYC", frozenset({"avx2", "avx512f", "avx512_vnni", "avx512_bf16"}), "/proc/cpuinfo")
@@ -192,7 +193,7 @@ def test_the_real_benchmark_measures_both_precisions(tmp_path):
 def test_a_run_records_and_reports_the_decision_and_estimates_the_teacher_cache(
     slow_bf16_machine, tiny_recipe, tmp_path
 ):
-    from compress.pipeline import run_recipe
+    from compress.run.pipeline import run_recipe
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # tiny matrices: more threads only add contention

@@ -2,7 +2,7 @@ import io
 
 from rich.console import Console
 
-from compress.progress import progress_bar, step
+from compress.core.progress import progress_bar, step
 
 
 def test_non_terminal_output_gets_a_line_every_tenth():

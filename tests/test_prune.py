@@ -8,14 +8,14 @@ import pytest
 import torch
 from tiny import FAMILIES, tiny_config
 
-from compress.config import parse_recipe
+from compress.core.recipe import parse_recipe
 from compress.errors import CompressError, RecipeError
 from compress.models import architectures as arch
 from compress.models.persistence import load_model, save_model
-from compress.pipeline import run_recipe
 from compress.pruning.selection import evenly_kept_layers, removal_counts
 from compress.pruning.spec import PruningSpec
 from compress.pruning.structured import prune_model, shape_summary
+from compress.run.pipeline import run_recipe
 
 
 def tiny_model(family: str, layers: int = 2, seed: int = 0):
@@ -264,8 +264,8 @@ def test_non_uniform_heads_fuse_into_attention_with_each_layers_head_count(tmp_p
     import onnx
 
     from compress.evaluation.runners import OnnxPredictor
-    from compress.exporting import export_onnx
-    from compress.fusion import explicit_head_counts, fuse_transformer
+    from compress.onnx.export import export_onnx
+    from compress.onnx.fusion import explicit_head_counts, fuse_transformer
 
     model = tiny_model("bert", layers=2)
     calibration = [(*batch(seed=5, n=8), torch.tensor([0, 1] * 4))]

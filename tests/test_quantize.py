@@ -16,12 +16,13 @@ import pytest
 from onnx import numpy_helper
 from tiny import synthetic_rows
 
-from compress.config import parse_recipe
+from compress.core.recipe import parse_recipe
+from compress.core.variant import Variant
 from compress.data.batching import pad_batch
 from compress.data.tokenization import TextEncoder
 from compress.errors import RecipeError, StageError
 from compress.evaluation.runners import OnnxPredictor
-from compress.exporting import export_onnx
+from compress.onnx.export import export_onnx
 from compress.quantization import OrtQuantSettings, quantize_onnx
 from compress.quantization.accuracy_aware import AccuracyAwareSearch
 from compress.quantization.calibration import (
@@ -30,8 +31,7 @@ from compress.quantization.calibration import (
     check_calibration_ranges,
 )
 from compress.quantization.graph import check_scales, matmul_groups
-from compress.run_state import read_state
-from compress.variants import Variant
+from compress.run.state import read_state
 
 RELATIVE_TOLERANCE = 0.35
 INPUTS = ["input_ids", "attention_mask"]
@@ -291,7 +291,7 @@ def test_backend_decides_which_runtime_quantize_accepts(tiny_recipe):
 
 
 def test_accuracy_aware_stage_records_trials_in_the_report(tiny_recipe, tmp_path):
-    from compress.pipeline import run_recipe
+    from compress.run.pipeline import run_recipe
 
     stages = [
         {"export": {}},
@@ -318,7 +318,7 @@ def test_accuracy_aware_stage_records_trials_in_the_report(tiny_recipe, tmp_path
 
 
 def test_fusion_is_checked_and_then_quantized(tiny_onnx, tmp_path):
-    from compress.fusion import fuse_transformer
+    from compress.onnx.fusion import fuse_transformer
 
     info = fuse_transformer(tiny_onnx["path"], tmp_path / "fused.onnx", [tiny_onnx["batch"]], 1e-3)
     assert info["used"] and info["fused_operators"].get("Attention", 0) > 0
@@ -362,7 +362,7 @@ def _exported(result) -> Variant:
 
 
 def test_export_can_fuse_and_keeps_the_fused_graph_only_when_it_agrees(tiny_recipe, tmp_path, monkeypatch):
-    from compress.pipeline import run_recipe
+    from compress.run.pipeline import run_recipe
 
     stages = [{"export": {"optimize": True, "check_examples": 8}}]
     variant = _exported(run_recipe(parse_recipe(tiny_recipe(stages), "tiny.yaml"), out=tmp_path / "run"))
@@ -402,7 +402,7 @@ def test_inc_backend_stage_quantizes_saves_and_reloads(tiny_recipe, tmp_path, ca
     import torch
 
     from compress.models.persistence import load_model
-    from compress.pipeline import run_recipe
+    from compress.run.pipeline import run_recipe
 
     inc = {"backend": "inc", "mode": "static", "max_accuracy_drop": 100, "compile": False}
     inc["calibration_samples"] = 32

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from compress.config import parse_recipe
+from compress.core.recipe import parse_recipe
 from compress.data.sources import load_task
-from compress.pipeline import run_recipe
+from compress.run.pipeline import run_recipe
 
 pytestmark = pytest.mark.integration
 
 
 def test_rotten_tomatoes_split_is_seeded_stratified_and_disjoint():
-    from compress.config import DataConfig
+    from compress.core.recipe import DataConfig
 
     task = load_task(DataConfig())
     assert (len(task.train), len(task.dev), len(task.test)) == (9752, 1000, 2000)

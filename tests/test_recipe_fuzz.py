@@ -18,9 +18,9 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from compress.config import Recipe, load_recipe, parse_recipe
+from compress.core.recipe import Recipe, load_recipe, parse_recipe
 from compress.errors import CompressError
-from compress.pipeline import default_run_dir
+from compress.run.pipeline import default_run_dir
 
 VALID = [
     {

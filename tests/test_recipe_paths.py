@@ -18,12 +18,12 @@ import yaml
 from tiny import quiet_console
 
 from compress.bundle.writer import MANIFEST_FILE, write_bundle
-from compress.config import parse_recipe
+from compress.core.files import atomic_path, is_temp_name, temp_sibling, write_text_atomic
+from compress.core.recipe import parse_recipe
 from compress.data.tokenization import TextEncoder
 from compress.errors import RecipeError, StageError
-from compress.io_utils import atomic_path, is_temp_name, temp_sibling, write_text_atomic
-from compress.pipeline import default_run_dir, run_recipe
-from compress.run_dir import remove_stale_temp_files
+from compress.run.directory import remove_stale_temp_files
+from compress.run.pipeline import default_run_dir, run_recipe
 
 ROOT = Path(__file__).resolve().parent.parent
 ESCAPING = ["/tmp/elsewhere", "/", "..", ".", "../sibling", "a/b", "a/../..", "a\\b", "~", "~/x", "", "x\0y",

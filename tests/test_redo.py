@@ -11,8 +11,8 @@ import yaml
 from tiny import quiet_console, synthetic_rows, write_csv
 
 from compress.errors import CompressError
-from compress.pipeline import run_recipe
-from compress.run_state import read_state
+from compress.run.pipeline import run_recipe
+from compress.run.state import read_state
 
 
 @pytest.fixture(scope="module")

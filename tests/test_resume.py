@@ -16,11 +16,11 @@ import torch
 import yaml
 from tiny import quiet_console, synthetic_rows, write_csv
 
-from compress.checkpoints import CHECKPOINT_FILE
-from compress.config import parse_recipe
+from compress.core.files import is_temp_name
+from compress.core.recipe import parse_recipe
 from compress.errors import CompressError
-from compress.io_utils import is_temp_name
-from compress.pipeline import default_run_dir, run_recipe
+from compress.run.pipeline import default_run_dir, run_recipe
+from compress.training.checkpoints import CHECKPOINT_FILE
 
 ROOT = Path(__file__).resolve().parent.parent
 STAGES = [
@@ -174,7 +174,7 @@ def test_never_writes_into_a_directory_that_is_not_a_run(recipe_file, tmp_path):
 
 
 def test_default_run_directories_are_unique(recipe_file, tmp_path):
-    from compress.config import load_recipe
+    from compress.core.recipe import load_recipe
 
     recipe = load_recipe(recipe_file)
     first = default_run_dir(recipe, tmp_path)
@@ -187,7 +187,7 @@ def test_training_resumes_mid_stage_bit_for_bit(tiny_checkpoints, tmp_path):
     """Interrupt train_classifier inside epoch 2; resuming gives exactly the uninterrupted weights."""
     from tiny import VOCAB
 
-    from compress.training import TrainingConfig, cross_entropy_loss, train_classifier
+    from compress.training.loop import TrainingConfig, cross_entropy_loss, train_classifier
 
     ids = [[2, 5 + i % 8, 13 + i % 5, 3] if i % 2 else [2, 13 + i % 8, 20 + i % 5, 3] for i in range(96)]
     labels = [i % 2 for i in range(96)]

@@ -19,9 +19,9 @@ from typer.testing import CliRunner
 
 from compress.cli import app
 from compress.errors import CompressError
-from compress.pipeline import run_recipe
-from compress.run_lock import LOCK_FILE, run_lock
-from compress.run_state import MARKER_FILE, read_state
+from compress.run.lock import LOCK_FILE, run_lock
+from compress.run.pipeline import run_recipe
+from compress.run.state import MARKER_FILE, read_state
 
 ROOT = Path(__file__).resolve().parent.parent
 runner = CliRunner()
@@ -67,7 +67,7 @@ def test_a_second_run_on_the_same_out_is_refused_naming_the_first_and_a_killed_h
     out = tmp_path / "run"
     out.mkdir()
     holder = subprocess.Popen(
-        [sys.executable, "-c", "import sys, time\nfrom pathlib import Path\nfrom compress.run_lock import run_lock\n"
+        [sys.executable, "-c", "import sys, time\nfrom pathlib import Path\nfrom compress.run.lock import run_lock\n"
          "with run_lock(Path(sys.argv[1])):\n    print('locked', flush=True)\n    time.sleep(120)\n", str(out)],
         cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.PIPE, text=True,
     )
@@ -289,16 +289,16 @@ def test_an_out_below_a_file_is_one_message(recipe_file, tmp_path):
 
 @pytest.mark.parametrize("code", [errno.ENOSPC, errno.EDQUOT], ids=["no-space", "quota"])
 def test_a_full_disk_mid_run_names_the_stage_and_the_free_space_and_resumes(recipe_file, tmp_path, monkeypatch, code):
-    import compress.exporting
+    import compress.onnx.export
 
     out = tmp_path / "run"
-    real = compress.exporting.export_onnx
+    real = compress.onnx.export.export_onnx
 
     def full(*args, **kwargs):
-        monkeypatch.setattr(compress.exporting, "export_onnx", real)
+        monkeypatch.setattr(compress.onnx.export, "export_onnx", real)
         raise OSError(code, os.strerror(code))
 
-    monkeypatch.setattr(compress.exporting, "export_onnx", full)
+    monkeypatch.setattr(compress.onnx.export, "export_onnx", full)
     result = runner.invoke(app, ["run", str(recipe_file), "--out", str(out)])
     assert result.exit_code == 2 and "Traceback" not in result.output, result.output
     flat = result.output.replace("\n", "")

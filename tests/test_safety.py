@@ -8,7 +8,7 @@ import pytest
 import torch
 from tiny import LegacyStateDict, RunsCode, make_checkpoint
 
-from compress.config import ModelConfig, load_recipe, parse_recipe
+from compress.core.recipe import ModelConfig, load_recipe, parse_recipe
 from compress.errors import ModelLoadError, RecipeError
 from compress.models.sources import load_input_model
 
@@ -99,7 +99,7 @@ def test_only_the_explicit_factory_form_imports_code(tmp_path, monkeypatch, tiny
 
 
 def test_training_checkpoints_load_with_weights_only(tmp_path):
-    from compress.checkpoints import CHECKPOINT_FILE, load_checkpoint, save_checkpoint
+    from compress.training.checkpoints import CHECKPOINT_FILE, load_checkpoint, save_checkpoint
 
     save_checkpoint(tmp_path, {"fingerprint": "f", "model": {"w": torch.ones(2)}, "history": [{"epoch": 1}]})
     assert torch.load(tmp_path / CHECKPOINT_FILE, weights_only=True)["history"] == [{"epoch": 1}]

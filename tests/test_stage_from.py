@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from compress.config import parse_recipe
+from compress.core.recipe import parse_recipe
 from compress.errors import RecipeError, StageError
-from compress.pipeline import run_recipe
+from compress.run.pipeline import run_recipe
 
 
 def test_a_torch_stage_can_start_from_the_teacher_after_quantization(tiny_recipe, tmp_path):
@@ -21,7 +21,7 @@ def test_a_torch_stage_can_start_from_the_teacher_after_quantization(tiny_recipe
     assert [s.start_from for s in recipe.stages] == [None, None, "teacher"]
     assert recipe.to_dict()["stages"][2]["export"]["from"] == "teacher"
     run_recipe(recipe, out=tmp_path / "run")
-    from compress.io_utils import read_json
+    from compress.core.files import read_json
 
     state = read_json(tmp_path / "run" / "state.json")
     names = [v["name"] for v in state["variants"]]

@@ -6,7 +6,7 @@ import copy
 
 import torch
 
-from compress.training import TrainingConfig, make_optimizer
+from compress.training.loop import TrainingConfig, make_optimizer
 
 
 def test_fused_adamw_matches_the_reference_update_and_skips_frozen_parameters():
@@ -37,7 +37,7 @@ def test_fused_adamw_matches_the_reference_update_and_skips_frozen_parameters():
 
 
 def test_autocast_follows_the_resolved_precision():
-    from compress import training
+    from compress.training import loop as training
 
     assert training.resolve_precision("bf16") == "bf16"  # `auto`: tests/test_precision.py
     with training.autocast("bf16"):

@@ -15,12 +15,12 @@ from safetensors.torch import load_file
 from test_resume import _start, _wait_for
 from tiny import quiet_console, synthetic_rows, tiny_bert_teacher, tiny_tokenizer, write_csv
 
-from compress import training
-from compress.checkpoints import CHECKPOINT_FILE, TEACHER_CACHE_FILE
-from compress.config import parse_recipe
+from compress.core.recipe import parse_recipe
 from compress.data.tokenization import TextEncoder
 from compress.distillation import cache as cache_module
-from compress.pipeline import run_recipe
+from compress.run.pipeline import run_recipe
+from compress.training import loop as training
+from compress.training.checkpoints import CHECKPOINT_FILE, TEACHER_CACHE_FILE
 
 TRAINING = {"epochs": 3, "batch_size": 8, "learning_rate": 3e-3, "patience": 0}
 STAGES = {  # stage, training steps per epoch: 100 train examples (limit 300 - 100 dev - 100 test), batches of 8
@@ -152,7 +152,7 @@ def test_a_checkpoint_of_other_starting_weights_is_not_resumed(tiny_checkpoints,
     came out differently must not continue from another one's checkpoint)."""
     from transformers import AutoModelForSequenceClassification
 
-    from compress.training import TrainingConfig, train_classifier
+    from compress.training.loop import TrainingConfig, train_classifier
 
     ids = [[2, 5 + i % 8, 13 + i % 5, 3] for i in range(32)]
     labels = [i % 2 for i in range(32)]

@@ -75,7 +75,7 @@ def test_csv_transfer_corpus_reads_the_text_column(tmp_path):
 
 @pytest.mark.integration
 def test_imdb_reviews_are_the_25k_imdb_reviews_and_avoid_the_task_texts():
-    from compress.config import DataConfig
+    from compress.core.recipe import DataConfig
     from compress.data.sources import load_task
 
     documents = load_corpus("imdb_reviews")

@@ -23,12 +23,12 @@ from torch import nn
 from typer.testing import CliRunner
 
 from compress.cli import app
-from compress.config import ModelConfig
+from compress.core.recipe import ModelConfig
+from compress.core.variant import Variant
 from compress.errors import ModelLoadError
-from compress.models.exported import PROGRAM_FILE, save_exported
 from compress.models.persistence import MANIFEST, load_model, save_model
 from compress.models.sources import load_input_model
-from compress.variants import Variant
+from compress.models.torch_export import PROGRAM_FILE, save_exported
 
 LABELS = ("neg", "pos")
 runner = CliRunner()
@@ -169,7 +169,7 @@ def _settings():
 
 def test_bench_python_needs_trust_and_records_what_it_trusted(evil, exported, factory_dir):
     from compress.evaluation.bench import bench
-    from compress.evaluation.targets import loadable
+    from compress.evaluation.path_variants import loadable
 
     for directory, marker in (evil, factory_dir):
         with pytest.raises(ModelLoadError, match="--trust-model-code"):
@@ -216,7 +216,7 @@ def test_own_factory_loads_only_when_the_recipe_named_it(factory_dir):
 
 @pytest.fixture(scope="module")
 def finished_run(tmp_path_factory, tiny_checkpoints) -> tuple[Path, Path]:
-    from compress.pipeline import run_recipe
+    from compress.run.pipeline import run_recipe
 
     root = tmp_path_factory.mktemp("trust-run")
     csv_path = write_csv(root / "data.csv", synthetic_rows(240, seed=3))
@@ -252,7 +252,7 @@ def _as_inc_output(run_dir: Path, tmp_path: Path) -> tuple[Path, str]:
 
 @pytest.mark.parametrize("how", ["redo", "resume"])
 def test_resume_and_redo_reload_the_runs_own_program_but_refuse_a_replaced_one(how, finished_run, tmp_path):
-    from compress.pipeline import run_recipe
+    from compress.run.pipeline import run_recipe
 
     recipe, run_dir = finished_run
     copy, directory = _as_inc_output(run_dir, tmp_path)

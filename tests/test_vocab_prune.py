@@ -10,12 +10,12 @@ import torch
 from tiny import NEGATIVE, NEUTRAL, POSITIVE, synthetic_rows, tiny_tokenizer, write_csv
 from tokenizers import Tokenizer, models, pre_tokenizers, processors, trainers
 
-from compress.config import parse_recipe
+from compress.core.recipe import parse_recipe
 from compress.data.batching import pad_batch
 from compress.data.tokenization import TextEncoder
 from compress.errors import StageError
 from compress.models.forward import classifier_logits
-from compress.vocabulary import plan_vocabulary, prune_tokenizer, remap_ids, slice_embeddings
+from compress.vocabulary.pruning import plan_vocabulary, prune_tokenizer, remap_ids, slice_embeddings
 
 TRAIN = ["a great film", "the plot was dull", "great actors and a dull story"]
 KEPT_TEXTS = ["the great plot", "a dull film and a great story", "actors was the film"]
@@ -87,8 +87,8 @@ def test_identical_logits_for_texts_made_of_kept_tokens(pruned_pair, family):
 
 
 def test_pruned_model_saves_loads_and_exports_to_onnx(pruned_pair, tmp_path):
-    from compress.exporting import export_onnx, max_output_difference
     from compress.models.persistence import load_model, save_model
+    from compress.onnx.export import export_onnx, max_output_difference
 
     _, model, _, after, plan, _ = pruned_pair("roberta")
     save_model(model, tmp_path / "model")
@@ -145,7 +145,7 @@ def test_unsupported_tokenizer_model_is_named():
 
 def test_stage_in_a_recipe_prunes_exports_and_bundles(tiny_checkpoints, tmp_path):
     from compress.bundle.predict import predict
-    from compress.pipeline import run_recipe
+    from compress.run.pipeline import run_recipe
 
     unused = {"music", "script", "cast", "pace"}
     rows = [(" ".join(w for w in t.split() if w not in unused), label) for t, label in synthetic_rows(400)]
@@ -178,7 +178,7 @@ def test_stage_in_a_recipe_prunes_exports_and_bundles(tiny_checkpoints, tmp_path
 
 @pytest.mark.integration
 def test_real_minilm_vocabulary_on_a_rotten_tomatoes_slice():
-    from compress.config import DataConfig
+    from compress.core.recipe import DataConfig
     from compress.data.sources import load_task
     from compress.models.sources import embedded_model_dir
 

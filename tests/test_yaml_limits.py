@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from compress.config import MAX_RECIPE_BYTES, MAX_RECIPE_NODES, load_recipe, parse_recipe
+from compress.core.recipe import MAX_RECIPE_BYTES, MAX_RECIPE_NODES, load_recipe, parse_recipe
 from compress.errors import RecipeError
 
 ROOT = Path(__file__).resolve().parent.parent

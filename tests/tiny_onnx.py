@@ -11,7 +11,7 @@ import numpy as np
 def export_tiny_onnx(checkpoint: Path, directory: Path) -> Path:
     from transformers import AutoModelForSequenceClassification
 
-    from compress.exporting import export_onnx
+    from compress.onnx.export import export_onnx
 
     directory.mkdir(parents=True, exist_ok=True)
     model = AutoModelForSequenceClassification.from_pretrained(str(checkpoint)).eval()

@@ -16,10 +16,10 @@ from typing import Any
 
 import numpy as np
 
+from compress.core.files import read_json, sha256_file
 from compress.data.batching import pad_batch
 from compress.data.tokenization import TOKENIZER_FILE, TextEncoder
 from compress.errors import CompressError
-from compress.io_utils import read_json, sha256_file
 
 MANIFEST_FILE = "manifest.json"
 

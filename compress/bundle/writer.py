@@ -11,9 +11,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+from compress.core.files import make_temp_dir, sha256_file, temp_sibling, write_json_atomic
 from compress.data.tokenization import TextEncoder
 from compress.errors import StageError
-from compress.io_utils import make_temp_dir, sha256_file, temp_sibling, write_json_atomic
 
 MODEL_FILE = "model.onnx"
 MANIFEST_FILE = "manifest.json"

@@ -9,7 +9,7 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
-from compress.config import DataConfig
+from compress.core.recipe import DataConfig
 from compress.data.dataset import TaskData, labelled_examples, stratified_split
 from compress.errors import DataError
 

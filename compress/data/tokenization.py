@@ -7,8 +7,8 @@ from pathlib import Path
 
 from tokenizers import Tokenizer
 
+from compress.core.files import atomic_path
 from compress.errors import ModelLoadError
-from compress.io_utils import atomic_path
 
 TOKENIZER_FILE = "tokenizer.json"
 PAD_TOKENS = ("[PAD]", "<pad>")

@@ -24,11 +24,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from compress.checkpoints import TEACHER_CACHE_FILE, examples_digest, state_digest
+from compress.core.files import atomic_path
 from compress.data.batching import in_input_order, iterate_batches, lengths_of
 from compress.distillation.estimate import estimate_teacher_cache
-from compress.io_utils import atomic_path
-from compress.training import autocast
+from compress.training.checkpoints import TEACHER_CACHE_FILE, examples_digest, state_digest
+from compress.training.loop import autocast
 
 CACHE_FORMAT = 1
 """Bumped whenever what the cache holds, or how it is computed, changes: older files are recomputed."""

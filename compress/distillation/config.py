@@ -6,8 +6,8 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from compress.registry import StageConfig
-from compress.training import TrainingConfig
+from compress.core.stage import StageConfig
+from compress.training.loop import TrainingConfig
 
 LOSS_NAMES = ("logits", "hidden", "attention")
 Pair = tuple[int, int]

@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from compress.data.batching import length_sorted_batches, pad_batch
-from compress.training import autocast
+from compress.training.loop import autocast
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,7 @@
 Every loss is an ``nn.Module`` (``hidden`` owns learned projections) called with the student's outputs
 and the teacher's cached targets for the same batch; the trainer sums ``weight * loss``.
 
-* ``logits``: Hinton KD, ``compress.losses.logits_kd_loss`` (KL at temperature T plus hard-label CE).
+* ``logits``: Hinton KD, ``compress.training.kd.logits_kd_loss`` (KL at temperature T plus hard-label CE).
 * ``hidden``: MSE between student and teacher layer outputs, through a learned Linear when widths differ.
 * ``attention``: MiniLM(v2)-style self-attention relations. Q, K, V of a layer are split into ``R``
   *relation heads* (the same R for student and teacher, whatever their real head counts), and
@@ -22,7 +22,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from compress.errors import StageError
-from compress.losses import logits_kd_loss
+from compress.training.kd import logits_kd_loss
 
 RELATIONS = ("qk", "qq", "kk", "vv")
 

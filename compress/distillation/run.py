@@ -13,7 +13,6 @@ import torch
 from rich.console import Console
 from torch import nn
 
-from compress.checkpoints import state_digest
 from compress.data.batching import num_batches, pad_batch
 from compress.data.dataset import TaskData
 from compress.data.tokenization import TextEncoder
@@ -27,8 +26,9 @@ from compress.distillation.student import StudentInit, StudentSpec, build_studen
 from compress.distillation.trainer import DistillationModel, distillation_loss_fn
 from compress.errors import StageError
 from compress.models import architectures
-from compress.precision import decide_precision
-from compress.training import train_classifier
+from compress.training.checkpoints import state_digest
+from compress.training.loop import train_classifier
+from compress.training.precision import decide_precision
 
 MERGE_SAMPLE = 64
 """Train texts used to fit the merged heads' scale."""

@@ -8,9 +8,9 @@ from contextlib import nullcontext
 import numpy as np
 from rich.console import Console
 
+from compress.core.progress import progress_bar, step
 from compress.data.batching import in_input_order, iterate_batches, num_batches
 from compress.evaluation.runners import Predictor
-from compress.progress import progress_bar, step
 
 
 def predict_logits(

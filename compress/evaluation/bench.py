@@ -13,9 +13,9 @@ from typing import Any
 
 from rich.console import Console
 
+from compress.core.variant import Variant
 from compress.errors import CompressError
 from compress.evaluation.suite import LatencySettings
-from compress.variants import Variant
 
 # Latency does not depend on which words are fed, only on how many; any English text will do.
 FILLER_TEXTS = (
@@ -46,8 +46,8 @@ def bench(
     program, a factory); without it they are refused, as in a recipe's ``model.source``.
     """
     from compress.evaluation.environment import environment
+    from compress.evaluation.path_variants import variant_from_path
     from compress.evaluation.suite import evaluate_variants
-    from compress.evaluation.targets import variant_from_path
     from compress.reporting.build import SCHEMA_VERSION, measured_entries, noise_threshold
 
     if not paths:

@@ -9,7 +9,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from compress.machine import cpu_info
+from compress.core.machine import cpu_info
 
 LIBRARIES = (
     "torch", "onnx", "onnxruntime", "onnxruntime-gpu", "transformers", "torch-pruning", "neural-compressor",
@@ -100,7 +100,7 @@ def load_average() -> list[float] | None:
 
 
 def environment(threads: int, precision: dict[str, Any] | None = None) -> dict[str, Any]:
-    """``precision``: how a training stage chose its precision (:class:`compress.precision.PrecisionDecision`)."""
+    """``precision``: how a training stage chose its precision (:class:`compress.training.precision.PrecisionDecision`)."""
     from compress.evaluation.runners import CPU_DISABLED_FUSIONS
 
     model, flags = cpu_description()

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from compress.variants import Variant
+from compress.core.variant import Variant
 
 CALLS = 3
 TIMEOUT_S = 600
@@ -73,8 +73,8 @@ def _child() -> None:
         import torch  # noqa: F401  (imported before the baseline reading, like the model's own process)
     else:
         import onnxruntime  # noqa: F401
+    from compress.evaluation.path_variants import loadable
     from compress.evaluation.runners import open_runtime
-    from compress.evaluation.targets import loadable
 
     before = psutil.Process().memory_info().rss
     variant = loadable(Variant.from_record(request["variant"]))

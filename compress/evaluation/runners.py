@@ -15,9 +15,9 @@ from typing import Protocol
 
 import numpy as np
 
+from compress.core.requirements import cuda_available
+from compress.core.variant import Variant
 from compress.errors import CompressError
-from compress.requirements import cuda_available
-from compress.variants import Variant
 
 
 class Predictor(Protocol):

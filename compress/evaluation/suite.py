@@ -9,6 +9,9 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from rich.console import Console
 
+from compress.core.progress import progress_bar, step
+from compress.core.requirements import cuda_available
+from compress.core.variant import Variant
 from compress.data.dataset import TextDataset
 from compress.data.tokenization import TextEncoder
 from compress.evaluation.accuracy import accuracy, predict_logits
@@ -20,9 +23,6 @@ from compress.evaluation.runners import (
     open_predictor,
     open_runtime,
 )
-from compress.progress import progress_bar, step
-from compress.requirements import cuda_available
-from compress.variants import Variant
 
 RuntimeName = Literal["torch", "torch.compile", "torch-fp16", "onnxruntime", "onnxruntime-trt"]
 

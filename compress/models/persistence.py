@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING, Any
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from compress.core.files import atomic_path, read_json, write_json_atomic
 from compress.errors import ModelLoadError
-from compress.io_utils import atomic_path, read_json, write_json_atomic
 from compress.models import architectures
 from compress.models.safety import TRUST_HINT
 
@@ -70,7 +70,7 @@ def load_model(
         raise ModelLoadError(f"{directory}: not a model saved by compress (no {MANIFEST})")
     manifest = read_manifest(directory)
     if manifest.get("kind") == "torch.export":
-        from compress.models.exported import load_exported
+        from compress.models.torch_export import load_exported
 
         return load_exported(directory, manifest, trusted, expected_sha256)
     factory = manifest.get("factory")
@@ -117,8 +117,8 @@ def vouched_facts(directory: Path) -> dict[str, Any]:
     only these same bytes and this same factory."""
     manifest = read_manifest(directory)
     if manifest.get("kind") == "torch.export":
-        from compress.io_utils import sha256_file
-        from compress.models.exported import program_path
+        from compress.core.files import sha256_file
+        from compress.models.torch_export import program_path
 
         return {"program_sha256": sha256_file(program_path(directory, manifest))}
     return {"factory": manifest["factory"]} if manifest.get("factory") else {}

@@ -10,7 +10,7 @@ from typing import Any
 
 from torch import nn
 
-from compress.config import ModelConfig
+from compress.core.recipe import ModelConfig
 from compress.errors import ModelLoadError
 from compress.models.persistence import MANIFEST, is_compress_model_dir, load_model
 from compress.models.safety import (

@@ -9,13 +9,13 @@ from typing import TYPE_CHECKING
 import torch
 from torch import nn
 
-from compress.checkpoints import state_digest
 from compress.data.batching import pad_batch
-from compress.losses import logits_kd_loss_fn, teacher_logits
-from compress.training import TrainResult, cross_entropy_loss, train_classifier
+from compress.training.checkpoints import state_digest
+from compress.training.kd import logits_kd_loss_fn, teacher_logits
+from compress.training.loop import TrainResult, cross_entropy_loss, train_classifier
 
 if TYPE_CHECKING:
-    from compress.context import RunContext
+    from compress.core.context import RunContext
     from compress.data.tokenization import TextEncoder
     from compress.stages.prune import RecoverConfig
 

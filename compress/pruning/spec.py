@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from compress.registry import StageConfig
+from compress.core.stage import StageConfig
 
 Amount = int | float
 """A fraction in [0, 1) of the units to remove, or (an int >= 1) a count of them."""

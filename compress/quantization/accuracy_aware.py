@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from compress.core.files import size_bytes
 from compress.errors import StageError
-from compress.io_utils import size_bytes
 from compress.quantization.graph import matmul_groups
 from compress.quantization.settings import OrtQuantSettings
 

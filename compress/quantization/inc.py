@@ -16,8 +16,8 @@ import torch
 from torch import nn
 
 from compress.errors import StageError
-from compress.exporting import use_eager_attention
 from compress.models.forward import LogitsOnly
+from compress.onnx.export import use_eager_attention
 
 Batch = tuple[np.ndarray, np.ndarray]
 

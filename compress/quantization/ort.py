@@ -9,8 +9,8 @@ from pathlib import Path
 
 from onnx import TensorProto
 
+from compress.core.files import atomic_path
 from compress.errors import StageError
-from compress.io_utils import atomic_path
 from compress.quantization.calibration import TextCalibrationReader, as_ort_reader, check_calibration_ranges
 from compress.quantization.graph import check_node_names, check_scales, strip_value_info
 from compress.quantization.settings import OrtQuantSettings

@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from compress.registry import StageConfig
+from compress.core.stage import StageConfig
 
 DEFAULT_OP_TYPES = ("MatMul", "Attention", "Gemm")
 TRIAL_FIELDS = ("mode", "format", "calibration", "per_channel", "reduce_range", "exclude_nodes")

@@ -6,9 +6,9 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from compress.context import RunContext
+from compress.core.context import RunContext
+from compress.core.variant import Variant
 from compress.errors import StageError
-from compress.variants import Variant
 
 SCHEMA_VERSION = 1
 

@@ -6,7 +6,6 @@ from collections.abc import Sequence
 from html import escape
 from typing import Any
 
-from compress.precision import describe_precision
 from compress.reporting import svg
 from compress.reporting.comparisons import COMPARISON_HEADER, comparison_rows
 from compress.reporting.markdown import data_line, gpu_text
@@ -24,6 +23,7 @@ from compress.reporting.views import (
     summary_line,
     trial_config_text,
 )
+from compress.training.precision import describe_precision
 
 STYLE = """
 body { font-family: system-ui, sans-serif; font-size: 16px; line-height: 1.45; color: #222;

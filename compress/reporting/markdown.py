@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from compress.precision import describe_precision
 from compress.reporting.comparisons import COMPARISON_HEADER, comparison_rows
 from compress.reporting.distillation import distillation_section
 from compress.reporting.views import (
@@ -19,6 +18,7 @@ from compress.reporting.views import (
 from compress.reporting.views import mb as _mb
 from compress.reporting.views import pct as _pct
 from compress.reporting.views import points as _points
+from compress.training.precision import describe_precision
 
 
 def _truncated(data: dict[str, Any]) -> str:

@@ -6,9 +6,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from compress.context import RunContext
+from compress.core.context import RunContext
+from compress.core.files import read_json, write_json_atomic, write_text_atomic
 from compress.errors import CompressError
-from compress.io_utils import read_json, write_json_atomic, write_text_atomic
 from compress.reporting.build import build_report
 from compress.reporting.html import render_comparison_html, render_html
 from compress.reporting.markdown import render_markdown

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pydantic import Field, field_validator
 
-from compress.io_utils import check_plain_name
-from compress.registry import ONNX, Stage, StageConfig, register_stage
-from compress.run_dir import OWNED_ENTRIES, STATE_FILE
+from compress.core.files import check_plain_name
+from compress.core.stage import ONNX, Stage, StageConfig, register_stage
+from compress.run.directory import OWNED_ENTRIES, STATE_FILE
 
 
 class BundleConfig(StageConfig):

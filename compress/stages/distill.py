@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from compress.core.stage import TORCH, Stage, register_stage
 from compress.distillation.config import DistillConfig
-from compress.registry import TORCH, Stage, register_stage
 
 
 @register_stage
@@ -18,8 +18,8 @@ class Distill(Stage):
     produces = TORCH
 
     def run(self, current, ctx):
+        from compress.core.outputs import save_torch_variant
         from compress.distillation.run import distill, encoded_transfer
-        from compress.outputs import save_torch_variant
 
         teacher = current
         encoder = ctx.encoder_for(teacher)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pydantic import Field
 
+from compress.core.stage import Stage, register_stage
 from compress.evaluation.suite import LatencySettings
-from compress.registry import Stage, register_stage
 
 
 class EvaluateConfig(LatencySettings):
@@ -25,7 +25,7 @@ class Evaluate(Stage):
     Config = EvaluateConfig
 
     def check_environment(self) -> list[str]:
-        from compress.requirements import cuda_available, require_cuda
+        from compress.core.requirements import cuda_available, require_cuda
 
         notes = super().check_environment()
         if "cuda" in self.config.devices and not cuda_available():

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from compress.fusion import FusionOptions
-from compress.registry import ONNX, TORCH, Stage, register_stage
+from compress.core.stage import ONNX, TORCH, Stage, register_stage
+from compress.onnx.fusion import FusionOptions
 
 
 class ExportConfig(FusionOptions):
@@ -24,11 +24,11 @@ class Export(Stage):
     produces = ONNX
 
     def run(self, current, ctx):
+        from compress.core.outputs import base_name, inherited_info
+        from compress.core.variant import Variant
         from compress.data.batching import pad_batch
-        from compress.exporting import check_agreement, export_onnx, max_output_difference
-        from compress.fusion import fuse_checked
-        from compress.outputs import base_name, inherited_info
-        from compress.variants import Variant
+        from compress.onnx.export import check_agreement, export_onnx, max_output_difference
+        from compress.onnx.fusion import fuse_checked
 
         model = current.module().eval()
         encoder = ctx.encoder_for(current)

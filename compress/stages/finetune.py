@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from compress.registry import TORCH, Stage, register_stage
-from compress.training import TrainingConfig
+from compress.core.stage import TORCH, Stage, register_stage
+from compress.training.loop import TrainingConfig
 
 
 class FinetuneConfig(TrainingConfig):
@@ -21,8 +21,8 @@ class Finetune(Stage):
     produces = TORCH
 
     def run(self, current, ctx):
-        from compress.outputs import save_torch_variant
-        from compress.training import train_classifier
+        from compress.core.outputs import save_torch_variant
+        from compress.training.loop import train_classifier
 
         model = current.module()
         encoder = ctx.encoder_for(current)

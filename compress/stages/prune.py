@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pydantic import Field
 
+from compress.core.stage import TORCH, Stage, register_stage
 from compress.pruning.spec import PruningSpec
-from compress.registry import TORCH, Stage, register_stage
-from compress.training import TrainingConfig
+from compress.training.loop import TrainingConfig
 
 
 class RecoverConfig(TrainingConfig):
@@ -42,7 +42,7 @@ class Prune(Stage):
 
         import torch
 
-        from compress.outputs import save_torch_variant
+        from compress.core.outputs import save_torch_variant
         from compress.pruning.recovery import calibration_batches, example_inputs, recover
         from compress.pruning.structured import prune_model
 

@@ -6,9 +6,9 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from compress.fusion import FusionOptions
+from compress.core.stage import ONNX, TORCH, Stage, register_stage
+from compress.onnx.fusion import FusionOptions
 from compress.quantization.settings import OrtQuantSettings
-from compress.registry import ONNX, TORCH, Stage, register_stage
 
 
 class QuantizeConfig(OrtQuantSettings, FusionOptions):
@@ -57,7 +57,7 @@ class Quantize(Stage):
         return TORCH if config.backend == "inc" else cls.produces
 
     def run(self, current, ctx):
-        from compress.quantization.variant import quantize_inc_variant, quantize_onnx_variant
+        from compress.quantization.orchestration import quantize_inc_variant, quantize_onnx_variant
 
         if self.config.backend == "inc":
             return quantize_inc_variant(self.id, self.config, current, ctx)

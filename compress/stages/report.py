@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from compress.registry import Stage, StageConfig, register_stage
+from compress.core.stage import Stage, StageConfig, register_stage
 
 
 class ReportConfig(StageConfig):

@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from compress.registry import TORCH, Stage, StageConfig, register_stage
+from compress.core.stage import TORCH, Stage, StageConfig, register_stage
 
 
 class VocabPruneConfig(StageConfig):
@@ -33,10 +33,10 @@ class VocabPrune(Stage):
     def run(self, current, ctx):
         import copy
 
+        from compress.core.outputs import save_torch_variant
         from compress.data.tokenization import TextEncoder
-        from compress.outputs import save_torch_variant
-        from compress.vocabulary import plan_vocabulary, prune_tokenizer, slice_embeddings
-        from compress.vocabulary_check import compare_on_texts
+        from compress.vocabulary.check import compare_on_texts
+        from compress.vocabulary.pruning import plan_vocabulary, prune_tokenizer, slice_embeddings
 
         cfg = self.config
         original = current.module().eval()

@@ -6,12 +6,12 @@ from typing import Any
 
 from torch import nn
 
-from compress.context import RunContext
+from compress.core.context import RunContext
+from compress.core.stage import TORCH, Stage
+from compress.core.variant import Variant
 from compress.data.tokenization import TextEncoder
 from compress.models.complexity import model_facts
 from compress.models.persistence import save_model
-from compress.registry import TORCH, Stage
-from compress.variants import Variant
 
 
 def save_torch_variant(

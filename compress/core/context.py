@@ -11,11 +11,11 @@ from typing import Any
 
 from rich.console import Console
 
-from compress.config import Recipe
+from compress.core.recipe import Recipe
+from compress.core.variant import Variant
 from compress.data.dataset import TaskData
 from compress.data.tokenization import TextEncoder
 from compress.errors import StageError
-from compress.variants import Variant
 
 
 @dataclass

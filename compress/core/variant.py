@@ -6,8 +6,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from compress.io_utils import size_bytes
-from compress.registry import ONNX, TORCH
+from compress.core.files import size_bytes
+from compress.core.stage import ONNX, TORCH
 
 
 @dataclass

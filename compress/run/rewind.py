@@ -15,9 +15,9 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from compress.config import Recipe
+from compress.core.recipe import Recipe
 from compress.errors import CompressError
-from compress.run_dir import STAGES_DIR, owned_bundle
+from compress.run.directory import STAGES_DIR, owned_bundle
 
 SHARED_FIELDS = ("seed", "model", "data")
 """Recipe fields every stage depends on: a redo needs them unchanged."""

@@ -12,9 +12,9 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from compress.core.files import check_plain_name
+from compress.core.stage import ONNX, TORCH, Stage, StageConfig, get_stage, stage_registry
 from compress.errors import RecipeError
-from compress.io_utils import check_plain_name
-from compress.registry import ONNX, TORCH, Stage, StageConfig, get_stage, stage_registry
 
 RUNTIME_WORDS = {TORCH: "a PyTorch model", ONNX: "an ONNX model"}
 MAX_RECIPE_BYTES = 1 << 20
@@ -430,7 +430,7 @@ def _children(node: yaml.Node) -> list[yaml.Node]:
 
 
 def bundled_recipes_dir() -> Path:
-    return Path(__file__).resolve().parent.parent / "recipes"
+    return Path(__file__).resolve().parents[2] / "recipes"
 
 
 def resolve_recipe_path(path: str | Path) -> Path:

@@ -2,7 +2,7 @@
 
 State is saved after every stage (atomically), so a rerun on the same directory resumes from the
 first unfinished stage; ``restart=True`` deletes the previous run's own outputs and starts over.
-One process at a time works in a run directory (:mod:`compress.run_lock`); a full disk or an
+One process at a time works in a run directory (:mod:`compress.run.lock`); a full disk or an
 unwritable directory ends the run with one message, and what finished stays resumable.
 """
 
@@ -19,15 +19,13 @@ from typing import Any
 
 from rich.console import Console
 
-from compress import distributed
-from compress.checkpoints import discard_checkpoint
-from compress.config import RUNTIME_WORDS, Recipe, StageSpec, load_recipe
-from compress.context import RunContext, seed_everything
+from compress.core.context import RunContext, seed_everything
+from compress.core.files import read_json
+from compress.core.recipe import RUNTIME_WORDS, Recipe, StageSpec, load_recipe
+from compress.core.stage import TORCH, Stage
+from compress.core.variant import Variant
 from compress.errors import CompressError, StageError
-from compress.io_utils import read_json
-from compress.registry import TORCH, Stage
-from compress.rewind import delete_outputs, rewind_state
-from compress.run_dir import (
+from compress.run.directory import (
     STATE_FILE,
     check_outputs_exist,
     clear_previous_run,
@@ -35,9 +33,11 @@ from compress.run_dir import (
     mark_complete,
     remove_stale_temp_files,
 )
-from compress.run_lock import LOCK_FILE, run_lock
-from compress.run_state import MARKER_FILE, read_marker, read_state, write_marker, write_state
-from compress.variants import Variant
+from compress.run.lock import LOCK_FILE, run_lock
+from compress.run.rewind import delete_outputs, rewind_state
+from compress.run.state import MARKER_FILE, read_marker, read_state, write_marker, write_state
+from compress.training import distributed
+from compress.training.checkpoints import discard_checkpoint
 
 INPUT_STAGE = "input"
 
@@ -375,7 +375,7 @@ def _check_environment(recipe: Recipe) -> list[str]:
 
 
 def _up_to_last_training_stage(stages: tuple[StageSpec, ...]) -> tuple[StageSpec, ...]:
-    from compress.training import TrainingConfig
+    from compress.training.loop import TrainingConfig
 
     trains = [i for i, spec in enumerate(stages) if isinstance(spec.config, TrainingConfig)]
     return stages[: trains[-1] + 1] if trains else ()

@@ -15,8 +15,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from compress.core.files import sha256_file, write_json_atomic
 from compress.errors import ModelLoadError
-from compress.io_utils import sha256_file, write_json_atomic
 from compress.models.safety import TRUST_HINT
 
 EXPORTED_KIND = "torch.export"

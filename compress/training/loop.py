@@ -20,14 +20,14 @@ from pydantic import Field
 from rich.console import Console
 from torch import nn
 
-from compress import distributed
-from compress.checkpoints import checkpoint_exists, examples_digest, load_checkpoint, save_checkpoint, state_digest
+from compress.core.progress import progress_bar
+from compress.core.stage import StageConfig
 from compress.data.batching import bucketed_batches, lengths_of, num_batches, pad_batch
 from compress.evaluation.accuracy import accuracy, predict_logits
 from compress.evaluation.runners import TorchPredictor
 from compress.models.forward import classifier_logits
-from compress.progress import progress_bar
-from compress.registry import StageConfig
+from compress.training import distributed
+from compress.training.checkpoints import checkpoint_exists, examples_digest, load_checkpoint, save_checkpoint, state_digest
 
 LossFn = Callable[[nn.Module, torch.Tensor, torch.Tensor, torch.Tensor, np.ndarray], torch.Tensor]
 """``loss_fn(model, input_ids, attention_mask, labels, example_indices) -> scalar loss``."""
@@ -66,8 +66,8 @@ def cross_entropy_loss(model: nn.Module, ids: torch.Tensor, mask: torch.Tensor, 
 
 def resolve_precision(precision: str, console: Console | None = None) -> str:
     """``auto`` -> ``bf16`` where this CPU has native bf16 instructions and bf16 measured faster, else ``fp32``
-    (:func:`compress.precision.decide_precision`; with ``console``, a fallback to fp32 is said once)."""
-    from compress.precision import decide_precision
+    (:func:`compress.training.precision.decide_precision`; with ``console``, a fallback to fp32 is said once)."""
+    from compress.training.precision import decide_precision
 
     return decide_precision(precision, console).precision
 

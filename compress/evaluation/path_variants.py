@@ -9,9 +9,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from compress.core.stage import ONNX, TORCH
+from compress.core.variant import Variant
 from compress.errors import ModelLoadError
-from compress.registry import ONNX, TORCH
-from compress.variants import Variant
 
 QUANTIZED_OPS = {"MatMulInteger", "QLinearMatMul", "DynamicQuantizeLinear", "QuantizeLinear", "ConvInteger"}
 

@@ -11,10 +11,10 @@ import onnx
 from onnx import numpy_helper
 from pydantic import Field
 
+from compress.core.files import atomic_path
+from compress.core.stage import StageConfig
 from compress.data.batching import pad_batch
 from compress.evaluation.runners import OnnxPredictor
-from compress.io_utils import atomic_path
-from compress.registry import StageConfig
 
 
 class FusionOptions(StageConfig):

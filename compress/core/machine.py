@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from compress.io_utils import read_json, write_json_atomic
+from compress.core.files import read_json, write_json_atomic
 
 CACHE_DIR_VARIABLE = "COMPRESS_CACHE_DIR"
 

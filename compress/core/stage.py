@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING, ClassVar
 from pydantic import BaseModel, ConfigDict
 
 if TYPE_CHECKING:
-    from compress.context import RunContext
-    from compress.variants import Variant
+    from compress.core.context import RunContext
+    from compress.core.variant import Variant
 
 TORCH = "torch"
 ONNX = "onnxruntime"
@@ -63,7 +63,7 @@ class Stage:
     def check_environment(self) -> list[str]:
         """Called before the run starts: raise ``SetupError`` for a missing requirement, return notes for
         optional things that will be skipped. Override to check more (a GPU ...)."""
-        from compress.requirements import require_backends
+        from compress.core.requirements import require_backends
 
         require_backends(f"stage {self.id!r}", self.requires)
         return []

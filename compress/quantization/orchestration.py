@@ -10,7 +10,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from compress.context import RunContext
+from compress.core.context import RunContext
+from compress.core.stage import ONNX, TORCH
+from compress.core.variant import Variant
 from compress.data.tokenization import TextEncoder
 from compress.errors import StageError
 from compress.evaluation.accuracy import accuracy, predict_logits
@@ -19,8 +21,6 @@ from compress.evaluation.runners import OnnxPredictor, Predictor, TorchPredictor
 from compress.evaluation.suite import latency_inputs
 from compress.quantization.calibration import TextCalibrationReader, calibration_texts
 from compress.quantization.settings import OrtQuantSettings
-from compress.registry import ONNX, TORCH
-from compress.variants import Variant
 
 INC_FIELDS = {
     "backend",
@@ -62,7 +62,7 @@ def b1_timer(
 def _variant(
     cfg, current: Variant, stage_id: str, runtime: str, path: Path, info: dict[str, Any], suffix: str
 ):
-    from compress.outputs import base_name, inherited_info
+    from compress.core.outputs import base_name, inherited_info
 
     return Variant(
         name=cfg.name or f"{base_name(current.name)}{suffix}",
@@ -76,7 +76,7 @@ def _variant(
 
 
 def quantize_onnx_variant(stage_id: str, cfg, current: Variant, ctx: RunContext) -> Variant:
-    from compress.fusion import fuse_checked
+    from compress.onnx.fusion import fuse_checked
     from compress.quantization.accuracy_aware import AccuracyAwareSearch
     from compress.quantization.ort import quantize_onnx
 
@@ -143,7 +143,7 @@ def _announce(
 
 
 def quantize_inc_variant(stage_id: str, cfg, current: Variant, ctx: RunContext) -> Variant:
-    from compress.models.exported import ExportedClassifier, save_exported
+    from compress.models.torch_export import ExportedClassifier, save_exported
     from compress.quantization.inc import quantize_pt2e
 
     if not current.is_torch:

@@ -12,7 +12,7 @@ on an AMD EPYC with AVX512-BF16. So ``auto`` needs both:
    EPYC, well under a second where bf16 is emulated) in which bf16 is at least ``BF16_MIN_SPEEDUP``
    faster.
 
-The decision is cached per machine fingerprint (:mod:`compress.machine`) and recorded with its reason
+The decision is cached per machine fingerprint (:mod:`compress.core.machine`) and recorded with its reason
 and measured times, which the report's environment block shows. A decision measured while the machine
 was busy is used but not cached: on 2 cores at load 9 the same matmul took 47 ms in fp32 and 71 ms in
 bf16 against 2.7 / 0.7 ms idle, and a cached fallback would have stuck.
@@ -27,8 +27,8 @@ from typing import Any
 
 from rich.console import Console
 
-from compress import machine
-from compress.machine import CpuInfo, MachineCache, fingerprint, fingerprint_key
+from compress.core import machine
+from compress.core.machine import CpuInfo, MachineCache, fingerprint, fingerprint_key
 
 NATIVE_BF16_FLAGS = ("avx512_bf16", "amx_bf16")
 """``/proc/cpuinfo`` flags of CPUs with bf16 matrix instructions (AVX512-BF16 dot products, AMX tiles)."""

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from compress.io_utils import atomic_path
+from compress.core.files import atomic_path
 
 CHECKPOINT_FILE = "training-checkpoint.pt"
 TEACHER_CACHE_FILE = "teacher-cache.safetensors"

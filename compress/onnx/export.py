@@ -10,10 +10,10 @@ import onnx
 import torch
 from torch import nn
 
+from compress.core.files import atomic_path
 from compress.data.batching import pad_batch
 from compress.errors import StageError
 from compress.evaluation.runners import OnnxPredictor, TorchPredictor
-from compress.io_utils import atomic_path
 from compress.models.forward import LogitsOnly
 
 INPUT_NAMES = ["input_ids", "attention_mask"]

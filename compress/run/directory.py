@@ -11,9 +11,9 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from compress.config import Recipe
+from compress.core.files import TEMP_PREFIX, is_temp_name, write_json_atomic
+from compress.core.recipe import Recipe
 from compress.errors import CompressError
-from compress.io_utils import TEMP_PREFIX, is_temp_name, write_json_atomic
 
 STATE_FILE = "state.json"
 STAGES_DIR = "stages"
@@ -21,7 +21,7 @@ OWNED_ENTRIES = (STAGES_DIR, "report.json", "report.md", "report.html")
 COMPLETE_MARKER = "COMPLETE.json"
 TEMP_PATTERN = f"{TEMP_PREFIX}*"
 """Names compress gives to files being written and folders being staged (checked with
-:func:`compress.io_utils.is_temp_name`, so a user's ``.notes.tmp1`` is never one of them)."""
+:func:`compress.core.files.is_temp_name`, so a user's ``.notes.tmp1`` is never one of them)."""
 
 
 def is_inside(path: Path, parent: Path) -> bool:
@@ -80,7 +80,7 @@ def clear_previous_run(run_dir: Path, state: dict[str, Any], recipe: Recipe) -> 
 def remove_stale_temp_files(run_dir: Path) -> int:
     """Delete the half-written files and staging folders a killed run left behind (never valid artifacts).
 
-    Only names compress itself gives (:func:`compress.io_utils.temp_sibling`) are removed, and symbolic
+    Only names compress itself gives (:func:`compress.core.files.temp_sibling`) are removed, and symbolic
     links are neither followed nor deleted.
     """
     removed = 0

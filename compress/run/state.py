@@ -16,9 +16,9 @@ import re
 from pathlib import Path
 from typing import Any
 
+from compress.core.files import read_json, write_json_atomic
 from compress.errors import CompressError
-from compress.io_utils import read_json, write_json_atomic
-from compress.run_dir import STATE_FILE, is_inside
+from compress.run.directory import STATE_FILE, is_inside
 
 MARKER_FILE = ".compress-run.json"
 STATE_FORMAT = 2

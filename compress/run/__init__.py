@@ -1,0 +1,1 @@
+"""Running a recipe: the pipeline, the run directory (lock, state, resume, redo)."""

@@ -1,0 +1,1 @@
+"""The training loop, knowledge-distillation losses, checkpoints, precision, data parallelism."""

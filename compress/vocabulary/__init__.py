@@ -1,0 +1,1 @@
+"""Vocabulary pruning and how closely a pruned vocabulary follows the full one."""
