@@ -10,10 +10,12 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, Field, ValidationError, field_validator
 
 from compress.core.files import check_plain_name
-from compress.core.stage import ONNX, TORCH, Stage, StageConfig, get_stage, stage_registry
+from compress.core.options import Options
+from compress.core.sections import DataConfig, ModelConfig
+from compress.core.stage import ONNX, TORCH, Stage, get_stage, stage_registry
 from compress.errors import RecipeError
 
 RUNTIME_WORDS = {TORCH: "a PyTorch model", ONNX: "an ONNX model"}
@@ -26,38 +28,7 @@ RESERVED_STAGE_IDS = frozenset({"input", "model", "data", "name", "description",
 are recipe sections, which ``--set`` could no longer reach."""
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
-
-
-class ModelConfig(_Strict):
-    source: str = Field(
-        "minilm",
-        description="'minilm' (the embedded all-MiniLM-L6-v2), a local Hugging Face checkpoint directory, "
-        "a directory saved by compress, a hub id (needs internet), or 'package.module:factory' (runs your code).",
-    )
-    name: str = Field("teacher", description="Variant name of the input model in reports.")
-    tokenizer: str | None = Field(None, description="Tokenizer directory when the model source has none.")
-    max_length: int = Field(64, ge=8, le=4096, description="Tokens per text; longer texts are truncated.")
-    trust_model_code: bool = Field(
-        False,
-        description="Allow model files that run code when loaded: pickled weights (.bin/.pt) that "
-        "torch.load(weights_only=True) refuses, and a factory named inside a compress model directory. "
-        "Only for files you trust (CLI: --trust-model-code).",
-    )
-
-
-class DataConfig(_Strict):
-    dataset: str = Field("rotten_tomatoes", description="A built-in dataset name or a .csv/.jsonl file.")
-    text_column: str = "text"
-    label_column: str = "label"
-    test_size: float = Field(2000, gt=0, description="Examples (>=1) or fraction (<1) held out for test.")
-    dev_size: float = Field(1000, gt=0, description="Examples (>=1) or fraction (<1) held out for dev.")
-    seed: int = 0
-    limit: int | None = Field(None, ge=10, description="Stratified subsample before splitting (quick runs).")
-
-
-class RecipeModel(_Strict):
+class RecipeModel(Options):
     name: str = Field(description="Recipe name; also names the default run directory runs/<name>-<time>.")
     description: str = ""
     seed: int = 0
@@ -77,7 +48,7 @@ class StageSpec:
 
     id: str
     kind: str
-    config: StageConfig
+    config: Options
     start_from: str | None = None
     """Variant the stage works on (the recipe's ``from:``); ``None`` means the current (last produced) one."""
 

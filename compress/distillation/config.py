@@ -6,14 +6,14 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from compress.core.stage import StageConfig
+from compress.core.options import Options
 from compress.training.loop import TrainingConfig
 
 LOSS_NAMES = ("logits", "hidden", "attention")
 Pair = tuple[int, int]
 
 
-class LossOptions(StageConfig):
+class LossOptions(Options):
     temperature: float = Field(2.0, gt=0, description="Softmax temperature of the logits loss.")
     hard_label_weight: float = Field(0.5, ge=0, le=1, description="Share of hard-label CE in the logits loss.")
     hidden_layers: list[Pair] | None = Field(
@@ -30,7 +30,7 @@ class LossOptions(StageConfig):
     )
 
 
-class AugmentConfig(StageConfig):
+class AugmentConfig(Options):
     copies: int = Field(0, ge=0, le=20, description="Teacher-labelled perturbed copies of each train text (0: off).")
     mask_prob: float = Field(0.1, ge=0, le=1, description="Per token: replace with [MASK].")
     replace_prob: float = Field(0.1, ge=0, le=1, description="Per token: replace with a random train-split token.")
@@ -46,7 +46,7 @@ class AugmentConfig(StageConfig):
     )
 
 
-class TransferConfig(StageConfig):
+class TransferConfig(Options):
     corpus: str | None = Field(
         None,
         description="Unlabelled in-domain text the teacher labels for the student: 'imdb_reviews' (built in) "

@@ -6,9 +6,10 @@ from collections.abc import Sequence
 from typing import Annotated, Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import Field, field_validator
 from rich.console import Console
 
+from compress.core.options import Options
 from compress.core.progress import progress_bar, step
 from compress.core.requirements import cuda_available
 from compress.core.variant import Variant
@@ -30,9 +31,7 @@ RuntimeName = Literal["torch", "torch.compile", "torch-fp16", "onnxruntime", "on
 PositiveInt = Annotated[int, Field(ge=1)]
 
 
-class LatencySettings(BaseModel):
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
-
+class LatencySettings(Options):
     threads: int = Field(2, ge=1, le=256, description="Intra-op threads for every runtime (fixed, recorded).")
     batch_sizes: list[PositiveInt] = Field([1, 8], min_length=1, description="Batch sizes to time.")
     seq_lengths: list[int | Literal["p95"]] = Field(

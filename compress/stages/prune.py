@@ -5,21 +5,7 @@ from __future__ import annotations
 from pydantic import Field
 
 from compress.core.stage import TORCH, Stage, register_stage
-from compress.pruning.spec import PruningSpec
-from compress.training.loop import TrainingConfig
-
-
-class RecoverConfig(TrainingConfig):
-    """Fine-tuning after pruning; ``epochs: 0`` skips it."""
-
-    epochs: int = Field(2, ge=0, le=100, description="Recovery epochs over the train split (0: no recovery).")
-    learning_rate: float = Field(1e-4, gt=0, lt=1, description="AdamW peak learning rate.")
-    distill_from_unpruned: bool = Field(
-        True,
-        description="Learn from the unpruned model's logits (KL, plus hard labels) instead of labels only.",
-    )
-    temperature: float = Field(2.0, gt=0, description="Distillation temperature.")
-    hard_label_weight: float = Field(0.5, ge=0, le=1, description="Weight of the label loss; the rest is KL.")
+from compress.pruning.spec import PruningSpec, RecoverConfig
 
 
 class PruneConfig(PruningSpec):

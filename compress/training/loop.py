@@ -20,8 +20,8 @@ from pydantic import Field
 from rich.console import Console
 from torch import nn
 
+from compress.core.options import Options
 from compress.core.progress import progress_bar
-from compress.core.stage import StageConfig
 from compress.data.batching import bucketed_batches, lengths_of, num_batches, pad_batch
 from compress.evaluation.accuracy import accuracy, predict_logits
 from compress.evaluation.runners import TorchPredictor
@@ -33,7 +33,7 @@ LossFn = Callable[[nn.Module, torch.Tensor, torch.Tensor, torch.Tensor, np.ndarr
 """``loss_fn(model, input_ids, attention_mask, labels, example_indices) -> scalar loss``."""
 
 
-class TrainingConfig(StageConfig):
+class TrainingConfig(Options):
     """Options shared by every stage that trains."""
 
     epochs: int = Field(2, ge=0, le=100, description="Passes over the training split.")
