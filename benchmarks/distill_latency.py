@@ -15,9 +15,9 @@ import numpy as np
 import compress  # noqa: F401
 from compress.distillation.student import StudentSpec, build_student
 from compress.evaluation.latency import measure_interleaved
-from compress.evaluation.runners import OnnxPredictor
 from compress.models.persistence import load_model
 from compress.onnx.export import export_onnx
+from compress.runtimes import OnnxPredictor
 
 
 def main(teacher_dir: str, teacher_onnx: str, trained: str | None) -> None:
@@ -33,7 +33,8 @@ def main(teacher_dir: str, teacher_onnx: str, trained: str | None) -> None:
         predictors[f"student-ffn{ffn}"] = OnnxPredictor(path, "cpu", 2)
     ids = np.random.default_rng(0).integers(1000, 20000, (1, 128)).astype(np.int64)
     ids[0, 0] = 101
-    stats = measure_interleaved(predictors, {n: (ids, np.ones_like(ids)) for n in predictors}, 10, 60)
+    inputs = {"input_ids": ids, "attention_mask": np.ones_like(ids)}
+    stats = measure_interleaved(predictors, {n: inputs for n in predictors}, 10, 60)
     base = stats["teacher-onnx"].to_dict()["p50"]
     for name, value in stats.items():
         p50 = value.to_dict()["p50"]

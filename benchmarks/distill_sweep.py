@@ -29,8 +29,8 @@ from compress.data.tokenization import TextEncoder
 from compress.distillation.config import DistillConfig
 from compress.distillation.run import distill, encoded_transfer
 from compress.evaluation.accuracy import predict_logits
-from compress.evaluation.runners import TorchPredictor
 from compress.models.persistence import load_model
+from compress.runtimes import TorchPredictor
 
 
 def main(teacher_dir: str, sweep_path: str, out_path: str = "reports/distill-int8/sweep.jsonl") -> None:

@@ -10,7 +10,7 @@ from transformers import BertForSequenceClassification
 from compress.data.batching import bucketed_batches, iterate_batches, lengths_of, pad_batch
 from compress.distillation.cache import cache_teacher
 from compress.evaluation.accuracy import predict_logits
-from compress.evaluation.runners import TorchPredictor
+from compress.runtimes import TorchPredictor
 from compress.training.kd import teacher_logits
 
 
@@ -54,7 +54,7 @@ def test_inference_in_length_order_returns_outputs_in_input_order():
     encoded = _texts(50, seed=3)
     seen = [i for index, _, _ in iterate_batches(encoded, 8, 0) for i in index]
     assert sorted(seen) == list(range(50))
-    one_by_one = np.concatenate([TorchPredictor(model).logits(*pad_batch([x], 0)) for x in encoded])
+    one_by_one = np.concatenate([TorchPredictor(model).run(dict(zip(("input_ids", "attention_mask"), pad_batch([x], 0), strict=True))) for x in encoded])
     np.testing.assert_allclose(predict_logits(TorchPredictor(model), encoded, 0, batch_size=8), one_by_one, atol=1e-5)
     np.testing.assert_allclose(teacher_logits(model, encoded, 0, batch_size=8).numpy(), one_by_one, atol=1e-5)
 

@@ -181,7 +181,7 @@ def test_hf_weights_that_do_not_match_the_config(tmp_path):
 
 
 def test_truncated_onnx_is_named(tmp_path):
-    from compress.evaluation.runners import OnnxPredictor
+    from compress.runtimes import OnnxPredictor
     from compress.quantization import quantize_dynamic_int8
 
     broken = tmp_path / "model.onnx"

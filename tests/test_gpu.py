@@ -17,8 +17,9 @@ from torch import nn
 from compress.errors import CompressError
 from compress.evaluation.latency import time_call
 from compress.evaluation.path_variants import variant_from_path
-from compress.evaluation.runners import TorchPredictor, open_runtime
+from compress.evaluation.setting import Setting
 from compress.evaluation.suite import LatencySettings, measure_latency
+from compress.runtimes import TorchPredictor, open_runtime
 
 pytestmark = [
     pytest.mark.gpu,
@@ -34,7 +35,7 @@ class SleepClassifier(nn.Module):
         self.cycles = cycles
         self.register_buffer("anchor", torch.zeros(2))  # moves with the module, like weights
 
-    def forward(self, input_ids, attention_mask):
+    def forward(self, input_ids, attention_mask):  # called with the named inputs, as every model is
         torch.cuda._sleep(self.cycles)
         return self.anchor.expand(input_ids.shape[0], 2)
 
@@ -53,9 +54,9 @@ def _cycles_per_ms() -> float:
     return probe / best
 
 
-def _inputs(batch: int = 2, seq: int = 16) -> tuple[np.ndarray, np.ndarray]:
+def _inputs(batch: int = 2, seq: int = 16) -> dict[str, np.ndarray]:
     ids = np.random.default_rng(0).integers(5, 40, size=(batch, seq), dtype=np.int64)
-    return ids, np.ones_like(ids)
+    return {"input_ids": ids, "attention_mask": np.ones_like(ids)}
 
 
 def test_cuda_event_timing_matches_a_known_sleep_kernel():
@@ -95,9 +96,10 @@ def test_fp16_runtime_really_runs_half_and_agrees_with_fp32(small_bert):
     ids = np.random.default_rng(1).integers(5, 40, size=(8, 32), dtype=np.int64)
     mask = np.ones_like(ids)
     mask[0, 20:] = 0
-    reference = cpu.logits(ids, mask)
-    np.testing.assert_allclose(fp32.logits(ids, mask), reference, atol=1e-4)
-    half = fp16.logits(ids, mask)
+    inputs = {"input_ids": ids, "attention_mask": mask}
+    reference = cpu.run(inputs)
+    np.testing.assert_allclose(fp32.run(inputs), reference, atol=1e-4)
+    half = fp16.run(inputs)
     assert half.dtype == np.float32  # reported as fp32 numpy like every runtime
     scale = float(np.abs(reference).max())
     assert 0 < float(np.abs(half - reference).max()) <= 1e-2 * max(scale, 1.0)  # differs (it is fp16), but only by rounding
@@ -122,9 +124,9 @@ def test_onnxruntime_gpu_provider_is_really_used(tmp_path, small_bert, runtime, 
             pytest.skip(f"TensorRT libraries are not installed: {error}")
         raise  # the CUDA provider listed but not initialised: ORT would have run on the CPU
     assert predictor.session.get_providers()[0] == provider
-    ids, mask = _inputs(4, 24)
-    reference = open_runtime(onnx_variant, "onnxruntime", "cpu").logits(ids, mask)
-    np.testing.assert_allclose(predictor.logits(ids, mask), reference, atol=2e-3)
+    inputs = _inputs(4, 24)
+    reference = open_runtime(onnx_variant, "onnxruntime", "cpu").run(inputs)
+    np.testing.assert_allclose(predictor.run(inputs), reference, atol=2e-3)
 
 
 def test_gpu_memory_counts_the_weights_and_fp16_halves_them_with_other_models_loaded(small_bert):
@@ -133,14 +135,14 @@ def test_gpu_memory_counts_the_weights_and_fp16_halves_them_with_other_models_lo
     weight_bytes = sum(p.numel() * p.element_size() for p in variant.module().parameters())
     fp32_predictor = open_runtime(variant, "torch", "cuda")
     fp16_predictor = open_runtime(variant, "torch-fp16", "cuda")  # both loaded, as in evaluate
-    ids, mask = _inputs(4, 64)
+    inputs = _inputs(4, 64)
     for predictor in (fp32_predictor, fp16_predictor):
-        predictor.logits(ids, mask)  # first calls allocate cuBLAS workspaces that stay for the process
-    fp32 = fp32_predictor.peak_memory_bytes(ids, mask)
-    fp16 = fp16_predictor.peak_memory_bytes(ids, mask)
+        predictor.run(inputs)  # first calls allocate cuBLAS workspaces that stay for the process
+    fp32 = fp32_predictor.peak_memory_bytes(inputs)
+    fp16 = fp16_predictor.peak_memory_bytes(inputs)
     assert weight_bytes <= fp32 < 1.5 * weight_bytes  # not the fp16 copy's weights on top
     assert weight_bytes // 2 <= fp16 < 0.75 * fp32
-    assert open_runtime(variant, "torch", "cpu").peak_memory_bytes(ids, mask) is None
+    assert open_runtime(variant, "torch", "cpu").peak_memory_bytes(inputs) is None
 
 
 def test_cuda_latency_and_memory_rows_end_to_end(small_bert):
@@ -155,11 +157,11 @@ def test_cuda_latency_and_memory_rows_end_to_end(small_bert):
     rows, notes = measure_latency([variant], settings, ["a great film"], None, Console(quiet=True))
     assert not [n for n in notes if "skipped" in n or "not measured" in n], notes
     assert set(rows) == {"bert", "bert [torch-fp16]"}
-    assert rows["bert [torch-fp16]"]["precision"] == "fp16"
+    assert rows["bert [torch-fp16]"].precision == "fp16"
     for row in rows.values():
-        assert set(row["latency_ms"]["cuda"]) == {"b1_s32", "b8_s32"}
-        assert all(0 < stats["p50"] <= stats["p99"] for stats in row["latency_ms"]["cuda"].values())
-        memory = row["memory"]["cuda"]
-        assert memory["peak_allocated_bytes"] > 0 and memory["method"] == "torch.cuda.max_memory_allocated"
-    fp32, fp16 = (rows[name]["memory"]["cuda"]["peak_allocated_bytes"] for name in ("bert", "bert [torch-fp16]"))
+        assert set(row.latency_ms["cuda"]) == {Setting(1, 32), Setting(8, 32)}
+        assert all(0 < stats.p50 <= stats.p99 for stats in row.latency_ms["cuda"].values())
+        memory = row.memory["cuda"]
+        assert memory.peak_allocated_bytes > 0 and memory.method == "torch.cuda.max_memory_allocated"
+    fp32, fp16 = (rows[name].memory["cuda"].peak_allocated_bytes for name in ("bert", "bert [torch-fp16]"))
     assert fp16 < 0.75 * fp32

@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 from rich.console import Console
 
-from compress.evaluation import runners
 from compress.evaluation.latency import (
     NOISY_RELATIVE_IQR,
     LatencyStats,
@@ -23,8 +22,9 @@ from compress.evaluation.latency import (
     prime,
 )
 from compress.evaluation.path_variants import variant_from_path
-from compress.evaluation.runners import RuntimeUnavailable, open_runtime
+from compress.evaluation.setting import Setting
 from compress.evaluation.suite import LatencySettings, measure_latency
+from compress.runtimes import RuntimeUnavailable, open_runtime
 
 
 def test_percentiles_and_mean_checked_by_hand():
@@ -69,6 +69,11 @@ def test_every_variant_follows_every_other_equally_often(n):
     assert len(neighbours) == n * (n - 1) and set(neighbours.values()) == {cycle // n}
 
 
+def named(ids):
+    """Named model inputs: ``ids`` with an all-ones attention mask."""
+    return {"input_ids": ids, "attention_mask": np.ones_like(ids)}
+
+
 class Recorder:
     """A real predictor that records when it was called (for the order, not for timing)."""
 
@@ -77,9 +82,9 @@ class Recorder:
     def __init__(self, name: str, log: list[str]) -> None:
         self.name, self.log = name, log
 
-    def logits(self, input_ids, attention_mask):
+    def run(self, inputs):
         self.log.append(self.name)
-        return np.zeros((input_ids.shape[0], 2), dtype=np.float32)
+        return np.zeros((inputs["input_ids"].shape[0], 2), dtype=np.float32)
 
     def synchronize(self) -> None:
         pass
@@ -94,7 +99,7 @@ class Recorder:
 )
 def test_measure_interleaved_warms_up_then_alternates(primed, expected):
     log: list[str] = []
-    inputs = (np.ones((2, 4), dtype=np.int64), np.ones((2, 4), dtype=np.int64))
+    inputs = named(np.ones((2, 4), dtype=np.int64))
     stats = measure_interleaved(
         {n: Recorder(n, log) for n in ("a", "b")}, {"a": inputs, "b": inputs}, warmup=2, rounds=3, primed=primed
     )
@@ -109,14 +114,14 @@ class Sleeper(Recorder):
         super().__init__(name, log)
         self.ms = ms
 
-    def logits(self, input_ids, attention_mask):
+    def run(self, inputs):
         time.sleep(self.ms / 1000)
-        return super().logits(input_ids, attention_mask)
+        return super().run(inputs)
 
 
 def test_priming_repeats_untimed_calls_until_the_time_has_passed():
     log: list[str] = []
-    inputs = (np.ones((1, 4), dtype=np.int64), np.ones((1, 4), dtype=np.int64))
+    inputs = named(np.ones((1, 4), dtype=np.int64))
     assert prime(Sleeper("a", log, 2.0), inputs, 0.0) == 1  # at least one call, even with no time asked
     calls = prime(Sleeper("b", log, 1.0), inputs, 20.0)
     # a call takes >= 1 ms, so 20 calls always reach 20 ms; one call would have to stall for 20 ms to stop at 1
@@ -141,9 +146,9 @@ def test_rounds_split_into_near_equal_blocks():
 class Shaped(Recorder):
     """Records the sequence length it was called with, so the log shows which setting ran when."""
 
-    def logits(self, input_ids, attention_mask):
-        self.log.append(f"{self.name}{input_ids.shape[1]}")
-        return np.zeros((input_ids.shape[0], 2), dtype=np.float32)
+    def run(self, inputs):
+        self.log.append(f"{self.name}{inputs['input_ids'].shape[1]}")
+        return np.zeros((inputs["input_ids"].shape[0], 2), dtype=np.float32)
 
 
 def test_settings_alternate_in_blocks_and_keep_rounds_paired():
@@ -151,7 +156,7 @@ def test_settings_alternate_in_blocks_and_keep_rounds_paired():
     predictors = {n: Shaped(n, log) for n in ("a", "b")}
 
     def shaped(seq):
-        return {n: (np.ones((1, seq), dtype=np.int64), np.ones((1, seq), dtype=np.int64)) for n in predictors}
+        return {n: named(np.ones((1, seq), dtype=np.int64)) for n in predictors}
 
     stats = measure_settings({"s8": (predictors, shaped(8)), "s4": (predictors, shaped(4))},
                              warmup=1, rounds=4, blocks=2, primed=False)
@@ -184,7 +189,7 @@ def tiny_variant(tiny_checkpoints):
 def test_runtimes_that_do_not_apply_return_none_and_missing_ones_raise(tiny_variant, monkeypatch):
     assert open_runtime(tiny_variant, "onnxruntime", "cpu") is None  # an ONNX runtime for a torch module
     assert open_runtime(tiny_variant, "torch-fp16", "cpu") is None  # fp16 is a CUDA-only runtime
-    monkeypatch.setattr(runners, "cuda_available", lambda: False)
+    monkeypatch.setattr("compress.core.requirements.cuda_available", lambda: False)
     with pytest.raises(RuntimeUnavailable, match="no CUDA device"):
         open_runtime(tiny_variant, "torch", "cuda")
 
@@ -207,8 +212,9 @@ def test_missing_device_and_failing_runtimes_are_skipped_with_notes(tiny_variant
     )
     monkeypatch.setattr("compress.evaluation.suite.cuda_available", lambda: False)
     rows, notes = measure_latency([tiny_variant], settings, ["a great film"], None, Console(quiet=True))
-    assert set(rows["bert"]["latency_ms"]) == {"cpu"}
-    assert rows["bert"]["latency_ms"]["cpu"]["b1_s8"]["rounds"] == 3
+    assert set(rows["bert"].latency_ms) == {"cpu"}
+    assert rows["bert"].latency_ms["cpu"][Setting(1, 8)].rounds == 3
+    assert rows["bert"].to_dict()["latency_ms"]["cpu"]["b1_s8"]["rounds"] == 3
     assert "bert [torch.compile]" not in rows
     assert any("torch.compile" in n and "inductor is not available" in n for n in notes)
     assert any(n.startswith("cuda: no CUDA device") for n in notes)
@@ -217,12 +223,12 @@ def test_missing_device_and_failing_runtimes_are_skipped_with_notes(tiny_variant
 def test_a_cuda_device_that_fails_to_run_is_a_note_not_an_error(tiny_variant, monkeypatch):
     """With CUDA reported present but unusable (this machine has no GPU), every GPU row is skipped."""
     monkeypatch.setattr("compress.evaluation.suite.cuda_available", lambda: True)
-    monkeypatch.setattr(runners, "cuda_available", lambda: True)
+    monkeypatch.setattr("compress.core.requirements.cuda_available", lambda: True)
     settings = LatencySettings(
         batch_sizes=[1], seq_lengths=[8], rounds=3, warmup=0, devices=["cuda"], memory=False
     )
     rows, notes = measure_latency([tiny_variant], settings, ["a great film"], None, Console(quiet=True))
-    assert all(not row["latency_ms"] for row in rows.values())
+    assert all(not row.latency_ms for row in rows.values())
     assert any("on cuda" in n for n in notes)
 
 
@@ -231,7 +237,7 @@ def test_tensorrt_without_onnxruntime_gpu_is_unavailable(tmp_path, tiny_checkpoi
 
     if "TensorrtExecutionProvider" in onnxruntime.get_available_providers():
         pytest.skip("TensorRT is installed here")
-    monkeypatch.setattr(runners, "cuda_available", lambda: True)
+    monkeypatch.setattr("compress.core.requirements.cuda_available", lambda: True)
     onnx_variant = _tiny_onnx(tmp_path, tiny_checkpoints["bert"])
     with pytest.raises(RuntimeUnavailable, match="TensorrtExecutionProvider"):
         open_runtime(onnx_variant, "onnxruntime-trt", "cuda")
@@ -248,8 +254,8 @@ def test_cuda_predictor_times_with_its_own_clock_only_on_cuda(tiny_variant):
 
     predictor = open_runtime(tiny_variant, "torch", "cpu")
     calls = []
-    predictor.time_ms = lambda *inputs: calls.append(1) or 1.0  # must not be used on the CPU
-    inputs = (np.ones((1, 8), dtype=np.int64), np.ones((1, 8), dtype=np.int64))
+    predictor.time_ms = lambda inputs: calls.append(1) or 1.0  # must not be used on the CPU
+    inputs = named(np.ones((1, 8), dtype=np.int64))
     assert time_call(predictor, inputs) > 0 and not calls
     predictor.device = "cuda"
     assert time_call(predictor, inputs) == 1.0 and calls
@@ -277,6 +283,6 @@ def test_memory_child_uses_this_package_from_any_working_directory(tmp_path, tin
     monkeypatch.chdir(tmp_path)
     relative = onnx_path.relative_to(tmp_path)
     variant = Variant("tiny", "onnxruntime", "fp32", relative, relative.parent, stage="test")
-    inputs = (np.ones((1, 8), dtype=np.int64), np.ones((1, 8), dtype=np.int64))
+    inputs = named(np.ones((1, 8), dtype=np.int64))
     measured = measure_process_memory(variant, "onnxruntime", inputs, threads=1)
     assert measured["peak_rss_bytes"] > measured["model_rss_bytes"] > 0

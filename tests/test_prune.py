@@ -263,7 +263,7 @@ def test_non_uniform_heads_fuse_into_attention_with_each_layers_head_count(tmp_p
     import numpy as np
     import onnx
 
-    from compress.evaluation.runners import OnnxPredictor
+    from compress.runtimes import OnnxPredictor
     from compress.onnx.export import export_onnx
     from compress.onnx.fusion import explicit_head_counts, fuse_transformer
 
@@ -275,11 +275,13 @@ def test_non_uniform_heads_fuse_into_attention_with_each_layers_head_count(tmp_p
     source = export_onnx(model, (ids, mask), tmp_path / "model.onnx", 17)
     graph = onnx.load(str(source))
     assert explicit_head_counts(graph) == 3 * 2  # Q, K and V of both layers
-    info = fuse_transformer(source, tmp_path / "fused.onnx", [(ids, mask)], 1e-4)
+    info = fuse_transformer(source, tmp_path / "fused.onnx", [{"input_ids": ids, "attention_mask": mask}], 1e-4)
     assert info["used"] and info["fused_operators"]["Attention"] == 2, info
     fused = onnx.load(str(tmp_path / "fused.onnx")).graph.node
     heads = [next(a.i for a in n.attribute if a.name == "num_heads") for n in fused if n.op_type == "Attention"]
     assert heads == shapes["heads"]
     np.testing.assert_allclose(
-        OnnxPredictor(tmp_path / "fused.onnx").logits(ids, mask), logits(model, *batch(seed=3)).numpy(), atol=1e-4
+        OnnxPredictor(tmp_path / "fused.onnx").run({"input_ids": ids, "attention_mask": mask}),
+        logits(model, *batch(seed=3)).numpy(),
+        atol=1e-4,
     )

@@ -21,7 +21,7 @@ from compress.core.variant import Variant
 from compress.data.batching import pad_batch
 from compress.data.tokenization import TextEncoder
 from compress.errors import RecipeError, StageError
-from compress.evaluation.runners import OnnxPredictor
+from compress.runtimes import OnnxPredictor
 from compress.onnx.export import export_onnx
 from compress.quantization import OrtQuantSettings, quantize_onnx
 from compress.quantization.accuracy_aware import AccuracyAwareSearch
@@ -58,8 +58,9 @@ def tiny_onnx(tmp_path_factory, tiny_checkpoints):
 
 
 def relative_error(path, reference_path, batch) -> float:
-    reference = OnnxPredictor(reference_path).logits(*batch)
-    return float(np.abs(OnnxPredictor(path).logits(*batch) - reference).max() / np.abs(reference).max())
+    inputs = dict(zip(("input_ids", "attention_mask"), batch, strict=True))
+    reference = OnnxPredictor(reference_path).run(inputs)
+    return float(np.abs(OnnxPredictor(path).run(inputs) - reference).max() / np.abs(reference).max())
 
 
 def reader_for(tiny, batch_size=16):
@@ -338,7 +339,7 @@ def test_cpu_sessions_leave_skip_layer_norm_unfused(tiny_onnx, tmp_path):
     loads it; compress's sessions (evaluation, bundle) leave it off, and outputs stay the same."""
     import onnxruntime as ort
 
-    from compress.evaluation.runners import open_onnx_session
+    from compress.runtimes import open_onnx_session
 
     quantized = quantize_onnx(tiny_onnx["path"], tmp_path / "q.onnx", OrtQuantSettings(mode="dynamic"))
     options = ort.SessionOptions()
@@ -373,10 +374,8 @@ def test_export_can_fuse_and_keeps_the_fused_graph_only_when_it_agrees(tiny_reci
     unfused = variant.path.with_name("model.onnx")
     texts = [row[0] for row in synthetic_rows(16, seed=5)]
     encoder = TextEncoder.from_dir(variant.tokenizer_dir, 32)
-    batch = pad_batch(encoder.encode(texts), encoder.pad_id)
-    np.testing.assert_allclose(
-        OnnxPredictor(variant.path).logits(*batch), OnnxPredictor(unfused).logits(*batch), atol=1e-4
-    )
+    batch = dict(zip(("input_ids", "attention_mask"), pad_batch(encoder.encode(texts), encoder.pad_id), strict=True))
+    np.testing.assert_allclose(OnnxPredictor(variant.path).run(batch), OnnxPredictor(unfused).run(batch), atol=1e-4)
 
     # A fusion that changes the outputs (here: the fused graph's classifier bias moved by 0.01) is refused.
     import onnxruntime.transformers.optimizer as ort_optimizer

@@ -118,8 +118,8 @@ class BundlePredictor:
         self.labels = list(manifest.labels)
         self.encoder = TextEncoder(_tokenizer(paths[TOKENIZER_FILE]), manifest.max_length)
         self.model_path = paths[manifest.model]
-        self.session = _session(self.model_path, threads)
-        width = self.session.get_outputs()[0].shape[-1]
+        self.predictor = _predictor(self.model_path, threads)
+        width = self.predictor.session.get_outputs()[0].shape[-1]
         if isinstance(width, int):
             self._check_width(width)
 
@@ -135,7 +135,7 @@ class BundlePredictor:
         outputs = []
         for start in range(0, len(texts), batch_size):
             ids, mask = pad_batch(self.encoder.encode(texts[start : start + batch_size]), self.encoder.pad_id)
-            logits = self.session.run(None, {"input_ids": ids, "attention_mask": mask})[0]
+            logits = self.predictor.run({"input_ids": ids, "attention_mask": mask})
             self._check_width(logits.shape[-1])  # a symbolic output width is known only now
             shifted = np.exp(logits - logits.max(axis=-1, keepdims=True))
             outputs.append(shifted / shifted.sum(axis=-1, keepdims=True))
@@ -175,11 +175,12 @@ def _tokenizer(path: Path):
         raise CompressError(f"{path}: not a readable tokenizer ({str(error)[:200]})") from None
 
 
-def _session(path: Path, threads: int | None):
-    from compress.evaluation.runners import open_onnx_session
+def _predictor(path: Path, threads: int | None):
+    """The model on ONNX Runtime's CPU provider, with the session options every latency in the manifest used."""
+    from compress.runtimes import OnnxPredictor
 
     try:
-        return open_onnx_session(path, "cpu", threads)
+        return OnnxPredictor(path, "cpu", threads)
     except Exception as error:  # onnxruntime raises its own Fail/InvalidGraph/... types
         first = str(error).strip().splitlines()[0][:200] if str(error).strip() else type(error).__name__
         raise CompressError(f"{path}: ONNX Runtime cannot load the bundle's model ({first})") from None

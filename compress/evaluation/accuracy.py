@@ -10,7 +10,7 @@ from rich.console import Console
 
 from compress.core.progress import progress_bar, step
 from compress.data.batching import in_input_order, iterate_batches, num_batches
-from compress.evaluation.runners import Predictor
+from compress.runtimes import Predictor
 
 
 def predict_logits(
@@ -27,7 +27,7 @@ def predict_logits(
     with progress_bar(console, description, num_batches(len(encoded), batch_size)) if console else nullcontext() as bar:
         for index, ids, mask in batches:
             indices.append(index)
-            outputs.append(predictor.logits(ids, mask))
+            outputs.append(predictor.run({"input_ids": ids, "attention_mask": mask}))
             if bar is not None:
                 step(bar)
     return in_input_order(indices, outputs)

@@ -101,7 +101,7 @@ def load_average() -> list[float] | None:
 
 def environment(threads: int, precision: dict[str, Any] | None = None) -> dict[str, Any]:
     """``precision``: how a training stage chose its precision (:class:`compress.training.precision.PrecisionDecision`)."""
-    from compress.evaluation.runners import CPU_DISABLED_FUSIONS
+    from compress.runtimes import CPU_DISABLED_FUSIONS
 
     model, flags = cpu_description()
     return {

@@ -10,13 +10,11 @@ from __future__ import annotations
 import math
 import statistics
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
-import numpy as np
-
-from compress.evaluation.runners import Predictor
+from compress.runtimes import Inputs, Predictor, batch_size
 
 
 def percentile(values: Sequence[float], q: float) -> float:
@@ -53,6 +51,10 @@ class LatencyStats:
     @property
     def stdev(self) -> float:
         return statistics.stdev(self.samples_ms) if len(self.samples_ms) > 1 else 0.0
+
+    @property
+    def rounds(self) -> int:
+        return len(self.samples_ms)
 
     @property
     def throughput(self) -> float:
@@ -93,18 +95,17 @@ def interleaved_order(names: Sequence[str], rounds: int, first_round: int = 0) -
     return [[names[i] for i in square[r % len(square)]] for r in range(first_round, first_round + rounds)]
 
 
-def time_call(predictor: Predictor, inputs: tuple[np.ndarray, np.ndarray]) -> float:
-    """Milliseconds for one call; on CUDA a predictor with its own clock (CUDA events) times itself."""
-    own_clock = getattr(predictor, "time_ms", None)
-    if own_clock is not None and str(predictor.device).startswith("cuda"):
-        return own_clock(*inputs)
+def time_call(predictor: Predictor, inputs: Inputs) -> float:
+    """Milliseconds for one call; on CUDA the predictor times itself (CUDA events)."""
+    if str(predictor.device).startswith("cuda"):
+        return predictor.time_ms(inputs)
     start = time.perf_counter()
-    predictor.logits(*inputs)
+    predictor.run(inputs)
     predictor.synchronize()
     return (time.perf_counter() - start) * 1000.0
 
 
-def prime(predictor: Predictor, inputs: tuple[np.ndarray, np.ndarray], at_least_ms: float) -> int:
+def prime(predictor: Predictor, inputs: Inputs, at_least_ms: float) -> int:
     """Untimed calls until ``at_least_ms`` have passed (at least one); returns how many were made."""
     calls, spent = 0, 0.0
     while calls == 0 or spent < at_least_ms:
@@ -115,7 +116,7 @@ def prime(predictor: Predictor, inputs: tuple[np.ndarray, np.ndarray], at_least_
 
 def measure_interleaved(
     predictors: Mapping[str, Predictor],
-    inputs: Mapping[str, tuple[np.ndarray, np.ndarray]],
+    inputs: Mapping[str, Inputs],
     warmup: int,
     rounds: int,
     on_round: Callable[[], None] | None = None,
@@ -148,13 +149,15 @@ def measure_interleaved(
         if on_round:
             on_round()
     return {
-        name: LatencyStats(tuple(values), batch_size=int(inputs[name][0].shape[0]))
+        name: LatencyStats(tuple(values), batch_size=batch_size(inputs[name]))
         for name, values in samples.items()
     }
 
 
-Setting = tuple[Mapping[str, Predictor], Mapping[str, tuple[np.ndarray, np.ndarray]]]
+TimedSetting = tuple[Mapping[str, Predictor], Mapping[str, Inputs]]
 """The predictors timed at one input shape, and each one's inputs of that shape."""
+
+K = TypeVar("K", bound=Hashable)
 
 
 def block_sizes(rounds: int, blocks: int) -> list[int]:
@@ -165,14 +168,14 @@ def block_sizes(rounds: int, blocks: int) -> list[int]:
 
 
 def measure_settings(
-    settings: Mapping[str, Setting],
+    settings: Mapping[K, TimedSetting],
     warmup: int,
     rounds: int,
     blocks: int = 1,
     on_round: Callable[[], None] | None = None,
     primed: bool = True,
     prime_ms: float = 0.0,
-) -> dict[str, dict[str, LatencyStats]]:
+) -> dict[K, dict[str, LatencyStats]]:
     """:func:`measure_interleaved` for several input shapes, their rounds taken in alternating blocks.
 
     A shared host has slow spells lasting seconds to minutes, and the fastest and slowest variants do
@@ -182,7 +185,7 @@ def measure_settings(
     s47, ...) every setting's samples span the whole measurement. Returns ``{setting: {name: stats}}``
     with the samples in round order, so rounds stay paired across variants.
     """
-    samples: dict[str, dict[str, list[float]]] = {key: {name: [] for name in timed} for key, (timed, _) in settings.items()}
+    samples: dict[K, dict[str, list[float]]] = {key: {name: [] for name in timed} for key, (timed, _) in settings.items()}
     done = 0
     for index, size in enumerate(block_sizes(rounds, blocks)):
         for key, (predictors, inputs) in settings.items():
@@ -193,7 +196,7 @@ def measure_settings(
                 samples[key][name].extend(value.samples_ms)
         done += size
     return {
-        key: {name: LatencyStats(tuple(times), batch_size=int(inputs[name][0].shape[0])) for name, times in samples[key].items()}
+        key: {name: LatencyStats(tuple(times), batch_size=batch_size(inputs[name])) for name, times in samples[key].items()}
         for key, (_, inputs) in settings.items()
     }
 

@@ -9,6 +9,7 @@ the part the model and its activations add on top of the imported libraries.
 
 from __future__ import annotations
 
+import importlib
 import json
 import subprocess
 import sys
@@ -18,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from compress.core.variant import Variant
+from compress.runtimes import Inputs, get_runtime, open_runtime
 
 CALLS = 3
 TIMEOUT_S = 600
@@ -25,9 +27,7 @@ PACKAGE_ROOT = Path(__file__).resolve().parents[2]
 """The directory holding this ``compress`` package."""
 
 
-def measure_process_memory(
-    variant: Variant, runtime: str, inputs: tuple[np.ndarray, np.ndarray], threads: int
-) -> dict[str, Any]:
+def measure_process_memory(variant: Variant, runtime: str, inputs: Inputs, threads: int) -> dict[str, Any]:
     """Run the child and return its report; raises RuntimeError with the child's last words on failure."""
     record = variant.to_record()
     for key in ("path", "tokenizer_dir"):
@@ -36,8 +36,7 @@ def measure_process_memory(
         "variant": record,
         "runtime": runtime,
         "threads": threads,
-        "input_ids": inputs[0].tolist(),
-        "attention_mask": inputs[1].tolist(),
+        "inputs": {name: {"dtype": str(value.dtype), "values": value.tolist()} for name, value in inputs.items()},
     }
     result = subprocess.run(
         [sys.executable, "-m", "compress.evaluation.memory"],
@@ -69,20 +68,16 @@ def _child() -> None:
 
     request = json.loads(sys.stdin.read())
     runtime = request["runtime"]
-    if runtime.startswith("torch"):
-        import torch  # noqa: F401  (imported before the baseline reading, like the model's own process)
-    else:
-        import onnxruntime  # noqa: F401
+    # the runtime's library is imported before the baseline reading, like the model's own process
+    importlib.import_module(get_runtime(runtime).library)
     from compress.evaluation.path_variants import loadable
-    from compress.evaluation.runners import open_runtime
 
     before = psutil.Process().memory_info().rss
     variant = loadable(Variant.from_record(request["variant"]))
     predictor = open_runtime(variant, runtime, "cpu", request["threads"])
-    ids = np.asarray(request["input_ids"], dtype=np.int64)
-    mask = np.asarray(request["attention_mask"], dtype=np.int64)
+    inputs = {name: np.asarray(i["values"], dtype=i["dtype"]) for name, i in request["inputs"].items()}
     for _ in range(CALLS):
-        predictor.logits(ids, mask)
+        predictor.run(inputs)
     peak = peak_rss_bytes()
     print(
         json.dumps(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
 from typing import Annotated, Any, Literal
 
 import numpy as np
@@ -16,17 +17,17 @@ from compress.core.variant import Variant
 from compress.data.dataset import TextDataset
 from compress.data.tokenization import TextEncoder
 from compress.evaluation.accuracy import accuracy, predict_logits
-from compress.evaluation.latency import Setting, measure_settings, percentile
-from compress.evaluation.runners import (
+from compress.evaluation.latency import LatencyStats, TimedSetting, measure_settings, percentile
+from compress.evaluation.setting import Setting
+from compress.runtimes import (
     DEFAULT_RUNTIMES,
-    RUNTIMES,
+    Inputs,
     Predictor,
+    get_runtime,
     open_predictor,
     open_runtime,
+    runtime_names,
 )
-
-RuntimeName = Literal["torch", "torch.compile", "torch-fp16", "onnxruntime", "onnxruntime-trt"]
-
 
 PositiveInt = Annotated[int, Field(ge=1)]
 
@@ -57,7 +58,7 @@ class LatencySettings(Options):
         "spin-wait several ms after a forward, longer than one call of a small model.",
     )
     devices: list[Literal["cpu", "cuda"]] = Field(["cpu"], min_length=1)
-    runtimes: list[RuntimeName] = Field(
+    runtimes: list[str] = Field(
         list(DEFAULT_RUNTIMES),
         min_length=1,
         description="Runtimes to time each variant on, where they apply (torch.compile is opt-in); "
@@ -72,27 +73,90 @@ class LatencySettings(Options):
             raise ValueError(f"each length must be a whole number >= 1 or 'p95', got {lengths}")
         return lengths
 
+    @field_validator("runtimes")
+    @classmethod
+    def _known_runtimes(cls, names: list[str]) -> list[str]:
+        unknown = [name for name in names if name not in runtime_names()]
+        if unknown:
+            raise ValueError(f"unknown runtime {', '.join(map(repr, unknown))}; known: {', '.join(runtime_names())}")
+        return names
+
+
+@dataclass(frozen=True)
+class AccuracyResult:
+    accuracy: float
+    agreement_with_baseline: float
+    """How often its predictions match the first (baseline) variant's."""
+
+
+@dataclass(frozen=True)
+class MemoryResult:
+    """Peak memory of one row at one setting: RSS of a fresh process on CPU, torch's allocator on CUDA."""
+
+    setting: Setting
+    method: str
+    peak_rss_bytes: int | None = None
+    model_rss_bytes: int | None = None
+    library_rss_bytes: int | None = None
+    peak_allocated_bytes: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """report.json's ``memory.<device>``: the measured numbers, then ``method`` and ``setting``."""
+        numbers = {k: v for k, v in asdict(self).items() if k not in ("setting", "method") and v is not None}
+        return {**numbers, "method": self.method, "setting": self.setting.key}
+
+
+@dataclass
+class MeasuredRow:
+    """One variant on one runtime: what report.json's ``evaluation.variants.<row>`` holds."""
+
+    variant: str
+    runtime: str
+    precision: str
+    latency_ms: dict[str, dict[Setting, LatencyStats]] = field(default_factory=dict)
+    """``{device: {setting: stats}}``."""
+    memory: dict[str, MemoryResult] = field(default_factory=dict)
+    size_bytes: int | None = None
+    accuracy: AccuracyResult | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        row: dict[str, Any] = {
+            "variant": self.variant,
+            "runtime": self.runtime,
+            "precision": self.precision,
+            "latency_ms": {
+                device: {setting.key: stats.to_dict() for setting, stats in by_setting.items()}
+                for device, by_setting in self.latency_ms.items()
+            },
+            "memory": {device: memory.to_dict() for device, memory in self.memory.items()},
+        }
+        if self.size_bytes is not None:
+            row["size_bytes"] = self.size_bytes
+        if self.accuracy is not None:
+            row.update(asdict(self.accuracy))
+        return row
+
 
 def token_length_p95(encoder: TextEncoder, texts: Sequence[str]) -> int:
     lengths = [len(ids) for ids in encoder.encode(texts)]
     return int(round(percentile(lengths, 95)))
 
 
-def latency_inputs(tokenizer_dir, texts: Sequence[str], batch: int, seq: int) -> tuple[np.ndarray, np.ndarray]:
-    """A batch of real text tokens exactly ``seq`` long (texts joined, [CLS] ... [SEP] kept)."""
+def latency_inputs(tokenizer_dir, texts: Sequence[str], batch: int, seq: int) -> Inputs:
+    """A batch of real text tokens exactly ``seq`` long (texts joined, [CLS] ... [SEP] kept), as named inputs."""
     ids = TextEncoder.from_dir(tokenizer_dir, seq).encode([" ".join(texts[:200])])[0]
     body = ids[1:-1] or [ids[0]]
     fill = (body * (seq // len(body) + 1))[: max(0, seq - 2)]
     row = ([ids[0]] + fill + [ids[-1]])[:seq]
     input_ids = np.tile(np.asarray(row, dtype=np.int64), (batch, 1))
-    return input_ids, np.ones_like(input_ids)
+    return {"input_ids": input_ids, "attention_mask": np.ones_like(input_ids)}
 
 
 def measure_accuracy(
     variants: Sequence[Variant], test: TextDataset, max_length: int, console: Console, threads: int
-) -> dict[str, dict[str, float]]:
+) -> dict[str, AccuracyResult]:
     """Test accuracy of each variant, and how often it agrees with the first variant's predictions."""
-    results: dict[str, dict[str, float]] = {}
+    results: dict[str, AccuracyResult] = {}
     reference = None
     for variant in variants:
         encoder = TextEncoder.from_dir(variant.tokenizer_dir, max_length)
@@ -102,10 +166,9 @@ def measure_accuracy(
         )
         predictions = logits.argmax(-1)
         reference = predictions if reference is None else reference
-        results[variant.name] = {
-            "accuracy": accuracy(logits, test.labels),
-            "agreement_with_baseline": float((predictions == reference).mean()),
-        }
+        results[variant.name] = AccuracyResult(
+            accuracy(logits, test.labels), float((predictions == reference).mean())
+        )
     return results
 
 
@@ -114,13 +177,19 @@ def row_name(variant: Variant, runtime: str) -> str:
     return variant.name if runtime == variant.runtime else f"{variant.name} [{runtime}]"
 
 
-def largest_setting(settings: LatencySettings, p95_tokens: int | None) -> tuple[int, int]:
+def largest_setting(settings: LatencySettings, p95_tokens: int | None) -> Setting:
     lengths = [p95_tokens if s == "p95" else s for s in settings.seq_lengths]
-    return max(settings.batch_sizes), max(length for length in lengths if length is not None)
+    return Setting(max(settings.batch_sizes), max(length for length in lengths if length is not None))
+
+
+def timed_settings(settings: LatencySettings, p95_tokens: int | None) -> list[Setting]:
+    """Every (batch, length) to time, batch-major; 'p95' is dropped when no dataset gave its length."""
+    lengths = [p95_tokens if seq == "p95" else seq for seq in settings.seq_lengths]
+    return [Setting(batch, length) for batch in settings.batch_sizes for length in lengths if length is not None]
 
 
 def _open_rows(
-    variants: Sequence[Variant], settings: LatencySettings, device: str, rows: dict[str, dict[str, Any]], notes: list[str]
+    variants: Sequence[Variant], settings: LatencySettings, device: str, rows: dict[str, MeasuredRow], notes: list[str]
 ) -> dict[str, Predictor]:
     """Every (variant, runtime) that applies on ``device``; the ones that cannot run here become notes."""
     predictors: dict[str, Predictor] = {}
@@ -139,17 +208,18 @@ def _open_rows(
     return predictors
 
 
-def _row(variant: Variant, runtime: str) -> dict[str, Any]:
-    precision = RUNTIMES[runtime].precision or variant.precision
-    return {"variant": variant.name, "runtime": runtime, "precision": precision, "latency_ms": {}, "memory": {}}
+def _row(variant: Variant, runtime: str) -> MeasuredRow:
+    return MeasuredRow(variant.name, runtime, get_runtime(runtime).precision or variant.precision)
 
 
-def _usable(predictors: dict[str, Predictor], inputs, device: str, key: str, notes: list[str]) -> dict[str, Predictor]:
+def _usable(
+    predictors: dict[str, Predictor], inputs: dict[str, Inputs], device: str, key: Setting, notes: list[str]
+) -> dict[str, Predictor]:
     """Predictors whose first call on this setting succeeds (torch.compile may fail only now)."""
     usable = {}
     for name, predictor in predictors.items():
         try:
-            predictor.logits(*inputs[name])
+            predictor.run(inputs[name])
         except Exception as error:  # any runtime failure skips this row for this setting, with a note
             notes.append(f"{name} on {device} {key}: skipped ({type(error).__name__}: {str(error)[:200]})")
             continue
@@ -157,19 +227,14 @@ def _usable(predictors: dict[str, Predictor], inputs, device: str, key: str, not
     return usable
 
 
-def _timed_settings(predictors, tokenizers, settings, texts, p95_tokens, device, notes) -> dict[str, Setting]:
-    """``{"b{batch}_s{seq}": (predictors that run at that shape, their inputs)}`` for every setting."""
-    timed: dict[str, Setting] = {}
-    for batch in settings.batch_sizes:
-        for seq in settings.seq_lengths:
-            length = p95_tokens if seq == "p95" else seq
-            if length is None:
-                continue
-            key = f"b{batch}_s{length}"
-            inputs = {n: latency_inputs(tokenizers[n], texts, batch, length) for n in predictors}
-            usable = _usable(predictors, inputs, device, key, notes)
-            if usable:
-                timed[key] = (usable, inputs)
+def _timed_settings(predictors, tokenizers, settings, texts, p95_tokens, device, notes) -> dict[Setting, TimedSetting]:
+    """``{setting: (predictors that run at that shape, their inputs)}`` for every setting."""
+    timed: dict[Setting, TimedSetting] = {}
+    for setting in timed_settings(settings, p95_tokens):
+        inputs = {n: latency_inputs(tokenizers[n], texts, setting.batch, setting.seq) for n in predictors}
+        usable = _usable(predictors, inputs, device, setting, notes)
+        if usable:
+            timed[setting] = (usable, inputs)
     return timed
 
 
@@ -179,10 +244,9 @@ def measure_latency(
     texts: Sequence[str],
     p95_tokens: int | None,
     console: Console,
-) -> tuple[dict[str, dict[str, Any]], list[str]]:
-    """``{row: {"variant", "runtime", "precision", "latency_ms": {device: {"b{batch}_s{seq}": stats}},
-    "memory": {device: ...}}}`` plus notes on anything skipped. A row is a variant on one runtime."""
-    rows: dict[str, dict[str, Any]] = {}
+) -> tuple[dict[str, MeasuredRow], list[str]]:
+    """``{row name: MeasuredRow}`` plus notes on anything skipped. A row is a variant on one runtime."""
+    rows: dict[str, MeasuredRow] = {}
     notes: list[str] = []
     tokenizers = {}
     for device in settings.devices:
@@ -201,9 +265,9 @@ def measure_latency(
                     timed, settings.warmup, settings.rounds, settings.blocks, lambda: step(bar), settings.primed,
                     settings.prime_ms,
                 )
-            for key, stats in measured.items():
+            for setting, stats in measured.items():
                 for name, value in stats.items():
-                    rows[name]["latency_ms"].setdefault(device, {})[key] = value.to_dict()
+                    rows[name].latency_ms.setdefault(device, {})[setting] = value
         if settings.memory:
             _measure_memory(variants, settings, device, predictors, p95_tokens, texts, tokenizers, rows, notes)
     return rows, notes
@@ -213,24 +277,26 @@ def _measure_memory(variants, settings, device, predictors, p95_tokens, texts, t
     """Peak memory at the largest setting: a child process per row on CPU, torch's allocator on CUDA."""
     from compress.evaluation.memory import measure_process_memory
 
-    batch, length = largest_setting(settings, p95_tokens)
+    setting = largest_setting(settings, p95_tokens)
     by_row = {row_name(v, r): (v, r) for v in variants for r in settings.runtimes}
     for name, predictor in predictors.items():
-        inputs = latency_inputs(tokenizers[name], texts, batch, length)
+        inputs = latency_inputs(tokenizers[name], texts, setting.batch, setting.seq)
         try:
             if device == "cpu":
                 measured = measure_process_memory(*by_row[name], inputs, settings.threads)
-                measured["method"] = "peak RSS of a fresh process that loads only this variant"
+                memory = MemoryResult(
+                    setting, "peak RSS of a fresh process that loads only this variant", **measured
+                )
             else:
-                peak = getattr(predictor, "peak_memory_bytes", lambda *a: None)(*inputs)
+                peak = predictor.peak_memory_bytes(inputs)
                 if peak is None:
                     notes.append(f"{name} on {device}: memory not measured (only torch reports CUDA memory)")
                     continue
-                measured = {"peak_allocated_bytes": peak, "method": "torch.cuda.max_memory_allocated"}
+                memory = MemoryResult(setting, "torch.cuda.max_memory_allocated", peak_allocated_bytes=peak)
         except Exception as error:  # memory is secondary: a failure becomes a note, never a failed run
             notes.append(f"{name} on {device}: memory not measured ({str(error)[:200]})")
             continue
-        rows[name]["memory"][device] = {**measured, "setting": f"b{batch}_s{length}"}
+        rows[name].memory[device] = memory
 
 
 def busy_machine_note(load: float | None = None, cores: int | None = None) -> str | None:
@@ -275,8 +341,12 @@ def evaluate_variants(
     for variant in variants:  # a variant whose runtime was skipped everywhere still gets its accuracy and size
         rows.setdefault(variant.name, _row(variant, variant.runtime))
     for row in rows.values():
-        variant = by_name[row["variant"]]
-        row["size_bytes"] = variant.size_bytes()
-        if row["runtime"] == variant.runtime:
-            row.update(accuracy_results.get(variant.name, {}))
-    return {"settings": {**settings.model_dump(), "p95_tokens": p95}, "variants": rows, "notes": notes}
+        variant = by_name[row.variant]
+        row.size_bytes = variant.size_bytes()
+        if row.runtime == variant.runtime:
+            row.accuracy = accuracy_results.get(variant.name)
+    return {
+        "settings": {**settings.model_dump(), "p95_tokens": p95},
+        "variants": {name: row.to_dict() for name, row in rows.items()},
+        "notes": notes,
+    }

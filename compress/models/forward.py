@@ -8,7 +8,11 @@ from torch import nn
 
 def classifier_logits(module: nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
     """Run a Hugging Face classifier or a custom module and return its logits tensor."""
-    output = module(input_ids=input_ids, attention_mask=attention_mask)
+    return output_logits(module(input_ids=input_ids, attention_mask=attention_mask))
+
+
+def output_logits(output) -> torch.Tensor:
+    """The logits tensor of a module's output: a tensor, the first of a tuple, or ``.logits``."""
     if isinstance(output, torch.Tensor):
         return output
     if isinstance(output, tuple | list):

@@ -13,7 +13,7 @@ from torch import nn
 from compress.core.files import atomic_path
 from compress.data.batching import pad_batch
 from compress.errors import StageError
-from compress.evaluation.runners import OnnxPredictor, TorchPredictor
+from compress.runtimes import OnnxPredictor, TorchPredictor
 from compress.models.forward import LogitsOnly
 
 INPUT_NAMES = ["input_ids", "attention_mask"]
@@ -66,7 +66,8 @@ def max_output_difference(
     worst = 0.0
     for start in range(0, len(encoded), batch_size):
         ids, mask = pad_batch(encoded[start : start + batch_size], pad_id)
-        diff = np.abs(torch_predictor.logits(ids, mask) - onnx_predictor.logits(ids, mask)).max()
+        inputs = {"input_ids": ids, "attention_mask": mask}
+        diff = np.abs(torch_predictor.run(inputs) - onnx_predictor.run(inputs)).max()
         worst = max(worst, float(diff))
     return worst
 

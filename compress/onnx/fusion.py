@@ -14,7 +14,7 @@ from pydantic import Field
 from compress.core.files import atomic_path
 from compress.core.options import Options
 from compress.data.batching import pad_batch
-from compress.evaluation.runners import OnnxPredictor
+from compress.runtimes import Inputs, OnnxPredictor
 
 
 class FusionOptions(Options):
@@ -39,7 +39,8 @@ def fuse_checked(source: Path, stage_dir: Path, encoder, ctx, tolerance: float) 
 
     Returns the path to use (the fused graph, or ``source`` when fusion did not apply) and the fusion info.
     """
-    batches = [pad_batch(encoder.encode(ctx.task.test.texts[i : i + 16]), encoder.pad_id) for i in (0, 16, 32)]
+    padded = [pad_batch(encoder.encode(ctx.task.test.texts[i : i + 16]), encoder.pad_id) for i in (0, 16, 32)]
+    batches = [{"input_ids": ids, "attention_mask": mask} for ids, mask in padded]
     fused = fuse_transformer(source, stage_dir / "fused.onnx", batches, tolerance)
     ctx.console.print(
         f"    fusion: {fused['fused_operators'] or 'nothing fused'}; "
@@ -50,7 +51,7 @@ def fuse_checked(source: Path, stage_dir: Path, encoder, ctx, tolerance: float) 
 
 
 def fuse_transformer(
-    source: Path, target: Path, batches: Sequence[tuple[np.ndarray, np.ndarray]], tolerance: float
+    source: Path, target: Path, batches: Sequence[Inputs], tolerance: float
 ) -> dict[str, Any]:
     """Fuse attention / LayerNorm / GELU into ``target`` and compare its logits with ``source``'s.
 
@@ -79,7 +80,7 @@ def fuse_transformer(
     with atomic_path(target) as tmp:
         optimized.save_model_to_file(str(tmp))
     before, after = OnnxPredictor(source), OnnxPredictor(target)
-    worst = max(float(np.abs(before.logits(*b) - after.logits(*b)).max()) for b in batches)
+    worst = max(float(np.abs(before.run(b) - after.run(b)).max()) for b in batches)
     info: dict[str, Any] = {"fused_operators": fused, "max_abs_logit_diff": worst, "used": True, "reason": ""}
     if not fused:
         info.update(used=False, reason="nothing to fuse in this graph")

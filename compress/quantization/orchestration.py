@@ -17,7 +17,7 @@ from compress.data.tokenization import TextEncoder
 from compress.errors import StageError
 from compress.evaluation.accuracy import accuracy, predict_logits
 from compress.evaluation.latency import measure_interleaved
-from compress.evaluation.runners import OnnxPredictor, Predictor, TorchPredictor
+from compress.runtimes import OnnxPredictor, Predictor, TorchPredictor
 from compress.evaluation.suite import latency_inputs
 from compress.quantization.calibration import TextCalibrationReader, calibration_texts
 from compress.quantization.settings import OrtQuantSettings
@@ -89,7 +89,7 @@ def quantize_onnx_variant(stage_id: str, cfg, current: Variant, ctx: RunContext)
     source = current.path
     if cfg.optimize:
         source, info["optimization"] = fuse_checked(source, stage_dir, encoder, ctx, cfg.optimize_tolerance)
-    names = [i.name for i in OnnxPredictor(source).session.get_inputs()]
+    names = OnnxPredictor(source).input_names
     reader = calibration_reader(settings, encoder, ctx, names) if settings.mode == "static" else None
     target = stage_dir / "model.onnx"
 

@@ -33,7 +33,7 @@ class Bundle(Stage):
 
     def run(self, current, ctx):
         from compress.bundle.writer import write_bundle
-        from compress.evaluation.runners import CPU_DISABLED_FUSIONS
+        from compress.runtimes import CPU_DISABLED_FUSIONS
 
         variant = ctx.variant(self.config.variant) if self.config.variant else current
         if not variant.is_onnx:

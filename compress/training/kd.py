@@ -10,7 +10,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from compress.evaluation.accuracy import predict_logits
-from compress.evaluation.runners import TorchPredictor
+from compress.runtimes import TorchPredictor
 from compress.models.forward import classifier_logits
 
 

@@ -24,7 +24,7 @@ from compress.core.options import Options
 from compress.core.progress import progress_bar
 from compress.data.batching import bucketed_batches, lengths_of, num_batches, pad_batch
 from compress.evaluation.accuracy import accuracy, predict_logits
-from compress.evaluation.runners import TorchPredictor
+from compress.runtimes import TorchPredictor
 from compress.models.forward import classifier_logits
 from compress.training import distributed
 from compress.training.checkpoints import checkpoint_exists, examples_digest, load_checkpoint, save_checkpoint, state_digest

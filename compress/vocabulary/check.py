@@ -10,7 +10,7 @@ from torch import nn
 
 from compress.data.tokenization import TextEncoder
 from compress.evaluation.accuracy import predict_logits
-from compress.evaluation.runners import TorchPredictor
+from compress.runtimes import TorchPredictor
 from compress.vocabulary.pruning import VocabularyPlan, remap_ids
 
 
