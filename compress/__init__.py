@@ -41,10 +41,14 @@ def run_recipe(
 
 
 def validate_recipe(path: Any, overrides: list[str] | None = None) -> Recipe:
-    """Parse and check a recipe without running anything; raises :class:`CompressError`."""
+    """Parse and check a recipe without running anything (the model's family must support every stage,
+    read from its config alone); raises :class:`CompressError`."""
     from compress.core.recipe import load_recipe
+    from compress.models.families.check import check_recipe_families
 
-    return load_recipe(path, overrides)
+    recipe = load_recipe(path, overrides)
+    check_recipe_families(recipe)
+    return recipe
 
 
 def list_recipes() -> list[tuple[str, str]]:

@@ -145,9 +145,11 @@ def validate(
 ) -> None:
     """Check a recipe without running it."""
     from compress import validate_recipe
+    from compress.models.families.check import check_recipe_families
 
     parsed = validate_recipe(recipe, set_ or [])
-    console.print(f"[green]ok[/]: {parsed.source} ({parsed.name}): " + " -> ".join(s.id for s in parsed.stages))
+    stages = " -> ".join(s.id for s in parsed.stages)
+    console.print(f"[green]ok[/]: {parsed.source} ({parsed.name}): {stages}; {check_recipe_families(parsed).line}")
 
 
 @app.command()

@@ -64,7 +64,28 @@ def tiny_config(family: str, num_labels: int = 2, layers: int = 2, heads: int = 
     if family == "distilbert":
         return DistilBertConfig(dim=hidden, n_layers=layers, n_heads=heads, hidden_dim=hidden * 2,
                                 max_position_embeddings=128, **common)
+    from transformers import CONFIG_MAPPING, AutoConfig
+
+    if family in CONFIG_MAPPING:  # a newly registered family: Hugging Face's common config names
+        return AutoConfig.for_model(family, hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=heads,
+                                    intermediate_size=hidden * 2, max_position_embeddings=128, **common)
     raise ValueError(family)
+
+
+def registered_families() -> list[str]:
+    """Every ``model_type`` in compress's family registry: family-specific tests run over these."""
+    from compress.models.families import family_names
+
+    return family_names()
+
+
+def tiny_family_model(family: str, layers: int = 2, heads: int = 4, seed: int = 0):
+    """A random tiny ``*ForSequenceClassification`` of ``family`` (hidden 32) in eval mode."""
+    import torch
+    from transformers import AutoModelForSequenceClassification
+
+    torch.manual_seed(seed)
+    return AutoModelForSequenceClassification.from_config(tiny_config(family, layers=layers, heads=heads)).eval()
 
 
 def tiny_bert_teacher(layers: int = 4, heads: int = 4, seed: int = 0):

@@ -24,7 +24,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from compress.models import architectures
+from compress.models.families.base import family_for
 
 
 class HeadAnnealing:
@@ -77,15 +77,16 @@ def annealed_attention(
     return (probs @ split[2]).transpose(1, 2).reshape(batch, length, width)
 
 
-def _annealed_forward(attention: nn.Module, schedule: HeadAnnealing, query_factor: float, stock):
-    """A ``forward`` for one self-attention module: the stock one once merged or in eval mode."""
+def _annealed_forward(attention: nn.Module, projections, schedule: HeadAnnealing, query_factor: float, stock):
+    """A ``forward`` for one self-attention module (whose Q/K/V Linears are ``projections``): the stock one
+    once merged or in eval mode."""
 
     def forward(hidden_states, attention_mask=None, *args, **kwargs):
         alpha = schedule.alpha
         if alpha >= 1.0 or not attention.training:
             return stock(hidden_states, attention_mask, *args, **kwargs)
         context = annealed_attention(
-            attention.query(hidden_states), attention.key(hidden_states), attention.value(hidden_states),
+            *(projection(hidden_states) for projection in projections),
             attention_mask, schedule.heads, schedule.split_heads, query_factor, alpha,
         )
         return context, None
@@ -97,9 +98,12 @@ def _annealed_forward(attention: nn.Module, schedule: HeadAnnealing, query_facto
 def annealing_heads(student: nn.Module, schedule: HeadAnnealing):
     """Give the student's self-attention modules an annealed ``forward`` (an instance attribute, so
     parameters, state dict and hooks are untouched); take it away on exit."""
-    modules = [architectures.self_attention(layer) for layer in architectures.encoder_layers(student)]
-    for attention, factor in zip(modules, schedule.query_factors, strict=True):
-        attention.forward = _annealed_forward(attention, schedule, factor, attention.forward)
+    family = family_for(student)
+    layers = family.encoder_layers(student)
+    modules = [family.self_attention(layer) for layer in layers]
+    for attention, layer, factor in zip(modules, layers, schedule.query_factors, strict=True):
+        projections = family.attention_projections(layer)
+        attention.forward = _annealed_forward(attention, projections, schedule, factor, attention.forward)
     try:
         yield schedule
     finally:

@@ -25,7 +25,7 @@ from compress.distillation.losses import LOSSES, AttentionLoss, DistillLoss, Hid
 from compress.distillation.student import StudentInit, StudentSpec, build_student, choose_teacher_layers
 from compress.distillation.trainer import DistillationModel, distillation_loss_fn
 from compress.errors import StageError
-from compress.models import architectures
+from compress.models.families.base import family_for
 from compress.training.checkpoints import state_digest
 from compress.training.loop import train_classifier
 from compress.training.precision import decide_precision
@@ -70,24 +70,14 @@ def build_losses(config: DistillConfig, teacher: nn.Module, student: nn.Module, 
             losses[name] = HiddenLoss(chosen, student.config.hidden_size, teacher.config.hidden_size)
         else:
             chosen = options.attention_layers or pairs[-1:]
-            teacher_layers = architectures.encoder_layers(teacher)
-            qkv = [_qkv(teacher_layers[t]) for _, t in chosen]
+            family = family_for(teacher)
+            teacher_layers = family.encoder_layers(teacher)
+            qkv = [dict(zip("qkv", family.attention_projections(teacher_layers[t]), strict=True)) for _, t in chosen]
             scales = [init.query_factors[s] if init.query_factors else 1.0 for s, _ in chosen]
-            heads = options.relation_heads or _relation_heads(teacher, student)
+            heads = options.relation_heads or family.relation_heads(teacher.config, student.config)
             losses[name] = AttentionLoss(chosen, qkv, heads, options.relations, scales)
     assert set(losses) <= set(LOSSES)
     return losses
-
-
-def _qkv(layer: nn.Module) -> dict[str, nn.Linear]:
-    attention = architectures.self_attention(layer)
-    return {"q": attention.query, "k": attention.key, "v": attention.value}
-
-
-def _relation_heads(teacher: nn.Module, student: nn.Module) -> int:
-    """The teacher's head count, or the largest smaller count dividing both widths."""
-    widths = (teacher.config.hidden_size, student.config.hidden_size)
-    return next(r for r in range(teacher.config.num_attention_heads, 0, -1) if all(w % r == 0 for w in widths))
 
 
 def augmented_copies(
@@ -100,7 +90,7 @@ def augmented_copies(
 ) -> list[list[int]]:
     neighbours = None
     if aug.replace_with == "neighbours" and aug.replace_prob > 0:
-        word_embeddings = architectures.embeddings(teacher).word_embeddings.weight
+        word_embeddings = family_for(teacher).word_embeddings(teacher).weight
         neighbours = embedding_neighbours(word_embeddings, train_token_pool(train_ids, special_ids), aug.neighbours)
     return augment_ids(
         train_ids,

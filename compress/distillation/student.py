@@ -1,6 +1,7 @@
 """Build a shallow (often single-head) student of the teacher's own Hugging Face family.
 
-The student is a stock config (``BertConfig(num_attention_heads=1, ...)``), so it saves with
+The student is a stock config of the teacher's family (``BertConfig(num_attention_heads=1, ...)``, made
+by the family adapter's ``student_config``), so it saves with
 ``save_pretrained`` and exports like any model. With ``init='teacher_layers'`` it copies the embeddings,
 the chosen encoder layers, pooler and classifier from the teacher:
 
@@ -24,9 +25,8 @@ import torch
 from torch import nn
 
 from compress.errors import StageError
-from compress.models import architectures
+from compress.models.families.base import FamilyAdapter, require
 
-COPYABLE_FAMILIES = ("bert", "roberta")
 MERGE_GRID = 9
 """Candidate scales tried by ``merge_scale='auto'`` (log-spaced between mean and sum of head logits)."""
 
@@ -89,19 +89,8 @@ def choose_teacher_layers(choice: str | Sequence[int], student_layers: int, teac
 
 
 def student_config(teacher: nn.Module, spec: StudentSpec):
-    family = architectures.model_family(teacher)
-    if family not in COPYABLE_FAMILIES:
-        raise StageError(
-            f"distill: teacher family {family or type(teacher).__name__!r} is not supported; "
-            f"supported: {', '.join(COPYABLE_FAMILIES)}"
-        )
-    config = copy.deepcopy(teacher.config)
-    config.num_hidden_layers = spec.layers
-    config.num_attention_heads = spec.heads
-    config.hidden_size = spec.hidden or config.hidden_size
-    config.intermediate_size = spec.ffn or config.intermediate_size
-    if spec.dropout is not None:
-        config.hidden_dropout_prob = config.attention_probs_dropout_prob = spec.dropout
+    family = require(teacher, "distill")
+    config = family.student_config(teacher.config, spec.layers, spec.heads, spec.hidden, spec.ffn, spec.dropout)
     if config.hidden_size % spec.heads:
         raise StageError(f"distill: hidden size {config.hidden_size} is not a multiple of heads={spec.heads}")
     return config
@@ -112,7 +101,8 @@ def build_student(
 ) -> tuple[nn.Module, StudentInit]:
     """A fresh student; ``sample`` (input_ids, attention_mask) is needed for ``merge_scale='auto'``."""
     config = student_config(teacher, spec)
-    _check_teacher_layout(teacher)
+    family = require(teacher, "distill")
+    _check_teacher_layout(family, teacher)
     student = type(teacher)(config)
     if spec.init == "random":
         return student.eval(), StudentInit()
@@ -124,20 +114,20 @@ def build_student(
             f"use init: random for hidden={config.hidden_size}"
         )
     chosen = choose_teacher_layers(spec.teacher_layers, spec.layers, teacher.config.num_hidden_layers)
-    _copy_weights(teacher, student, chosen)
+    _copy_weights(family, teacher, student, chosen)
     group = teacher.config.num_attention_heads / spec.heads
     if spec.merge_scale == "auto" and group > 1 and sample is not None:
-        scales = _fit_merge_scales(teacher, student, chosen, group, sample)
+        scales = _fit_merge_scales(family, teacher, student, chosen, group, sample)
     else:
         scales = [_scale_value(spec.merge_scale, group)] * spec.layers
-    for layer, c in zip(architectures.encoder_layers(student), scales, strict=True):
-        _set_merge_scale(layer, c, group)
+    for layer, c in zip(family.encoder_layers(student), scales, strict=True):
+        _set_merge_scale(family, layer, c, group)
     return student.eval(), StudentInit(chosen, scales, [c * math.sqrt(group) for c in scales])
 
 
-def _check_teacher_layout(teacher: nn.Module) -> None:
+def _check_teacher_layout(family: FamilyAdapter, teacher: nn.Module) -> None:
     hidden = teacher.config.hidden_size
-    for index, layout in enumerate(architectures.attention_layout(teacher)):
+    for index, layout in enumerate(family.attention_layout(teacher)):
         if layout.heads * layout.head_size != hidden:
             raise StageError(
                 f"distill: teacher layer {index} has attention width {layout.heads * layout.head_size} "
@@ -156,11 +146,15 @@ def _scale_value(choice: str | float, group: float) -> float:
     return float(choice)
 
 
-def _copy_weights(teacher: nn.Module, student: nn.Module, chosen: list[int]) -> None:
-    family = architectures.model_family(teacher)
-    prefix = f"{family}.encoder.layer."
+def _copy_weights(family: FamilyAdapter, teacher: nn.Module, student: nn.Module, chosen: list[int]) -> None:
+    """Copy every tensor of the student from the teacher: the encoder layers from the ``chosen`` teacher
+    layers (the FFN's kept neurons only), everything else by name. Module names come from the adapter."""
+    modules = {id(module): name for name, module in teacher.named_modules()}
+    prefix = modules[id(family.encoder_layers(teacher))] + "."
+    layer_modules = {id(module): name for name, module in family.encoder_layers(teacher)[0].named_modules()}
+    ffn_in, ffn_out = (layer_modules[id(m)] for m in family.ffn_projections(family.encoder_layers(teacher)[0]))
     source = teacher.state_dict()
-    keep = _ffn_neurons(teacher, chosen, student.config.intermediate_size)
+    keep = _ffn_neurons(family, teacher, chosen, student.config.intermediate_size)
     state = {}
     for name, target in student.state_dict().items():
         key = name
@@ -169,9 +163,9 @@ def _copy_weights(teacher: nn.Module, student: nn.Module, chosen: list[int]) -> 
             teacher_index = chosen[int(index)]
             key = f"{prefix}{teacher_index}.{rest}"
             value = source[key]
-            if rest.startswith("intermediate.dense."):
+            if rest.startswith(f"{ffn_in}."):
                 value = value[keep[int(index)]]
-            elif rest == "output.dense.weight":
+            elif rest == f"{ffn_out}.weight":
                 value = value[:, keep[int(index)]]
         else:
             value = source[key]
@@ -183,12 +177,12 @@ def _copy_weights(teacher: nn.Module, student: nn.Module, chosen: list[int]) -> 
     student.load_state_dict(state)
 
 
-def _ffn_neurons(teacher: nn.Module, chosen: list[int], width: int) -> list[torch.Tensor]:
+def _ffn_neurons(family: FamilyAdapter, teacher: nn.Module, chosen: list[int], width: int) -> list[torch.Tensor]:
     """Per chosen layer, the indices (in order) of the ``width`` most important intermediate neurons."""
-    layers = architectures.encoder_layers(teacher)
+    layers = family.encoder_layers(teacher)
     keep = []
     for index in chosen:
-        w_in, w_out = layers[index].intermediate.dense.weight, layers[index].output.dense.weight
+        w_in, w_out = (linear.weight for linear in family.ffn_projections(layers[index]))
         if width > w_in.shape[0]:
             raise StageError(f"distill: ffn {width} is wider than the teacher's {w_in.shape[0]}")
         importance = w_in.norm(dim=1) * w_out.norm(dim=0)
@@ -196,12 +190,12 @@ def _ffn_neurons(teacher: nn.Module, chosen: list[int], width: int) -> list[torc
     return keep
 
 
-def _set_merge_scale(layer: nn.Module, c: float, group: float) -> None:
+def _set_merge_scale(family: FamilyAdapter, layer: nn.Module, c: float, group: float) -> None:
     """Rescale the query so merged logits are ``c * sum`` of the original heads' logits.
 
     HF already gives ``sum / sqrt(group)``, so the query is multiplied by ``c * sqrt(group)``.
     """
-    query = architectures.self_attention(layer).query
+    query = family.attention_projections(layer)[0]
     factor = c * math.sqrt(group)
     with torch.no_grad():
         query.weight.mul_(factor)
@@ -210,6 +204,7 @@ def _set_merge_scale(layer: nn.Module, c: float, group: float) -> None:
 
 @torch.no_grad()
 def _fit_merge_scales(
+    family: FamilyAdapter,
     teacher: nn.Module,
     student: nn.Module,
     chosen: list[int],
@@ -224,13 +219,13 @@ def _fit_merge_scales(
     valid = mask.bool()
     candidates = torch.logspace(math.log10(1.0 / group), 0.0, MERGE_GRID).tolist()
     scales = []
-    for student_layer, teacher_index in zip(architectures.encoder_layers(student), chosen, strict=True):
+    for student_layer, teacher_index in zip(family.encoder_layers(student), chosen, strict=True):
         trial = copy.deepcopy(student_layer).eval()
         target = hidden[teacher_index + 1][valid]
         errors = []
         for c in candidates:
             layer = copy.deepcopy(trial)
-            _set_merge_scale(layer, c, group)
+            _set_merge_scale(family, layer, c, group)
             out = layer(hidden[teacher_index], attention_mask=additive)
             out = out[0] if isinstance(out, tuple) else out
             errors.append(float(((out[valid] - target) ** 2).mean()))

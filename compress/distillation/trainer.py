@@ -12,7 +12,7 @@ from torch import nn
 from compress.distillation.annealing import HeadAnnealing
 from compress.distillation.cache import TeacherCache
 from compress.distillation.losses import DistillLoss, StudentOutputs, TeacherTargets
-from compress.models import architectures
+from compress.models.families.base import family_for
 
 
 class DistillationModel(nn.Module):
@@ -73,12 +73,11 @@ class DistillationModel(nn.Module):
     def _capture_projections(self):
         captured: dict[int, dict[str, torch.Tensor]] = {}
         handles = []
-        layers = architectures.encoder_layers(self.student)
+        family = family_for(self.student)
+        layers = family.encoder_layers(self.student)
         for layer_index in self._projection_layers:
-            attention = architectures.self_attention(layers[layer_index])
             slot = captured.setdefault(layer_index, {})
-            for name in ("q", "k", "v"):
-                module = getattr(attention, {"q": "query", "k": "key", "v": "value"}[name])
+            for name, module in zip("qkv", family.attention_projections(layers[layer_index]), strict=True):
                 handles.append(module.register_forward_hook(_store(slot, name)))
         try:
             yield captured

@@ -51,21 +51,23 @@ def fuse_checked(source: Path, stage_dir: Path, encoder, ctx, tolerance: float) 
 
 
 def fuse_transformer(
-    source: Path, target: Path, batches: Sequence[Inputs], tolerance: float
+    source: Path, target: Path, batches: Sequence[Inputs], tolerance: float, fusion_type: str = "bert"
 ) -> dict[str, Any]:
     """Fuse attention / LayerNorm / GELU into ``target`` and compare its logits with ``source``'s.
 
     Returns ``{"used": bool, "fused_operators": {...}, "max_abs_logit_diff": float, "reason": str}``; the
     caller keeps the unfused model when ``used`` is false (nothing fused, or the outputs disagree).
     Attention fuses only for eager attention exported with ``dynamo=False`` (what ``export`` does), once
-    :func:`explicit_head_counts` has written each layer's head count into its graph.
+    :func:`explicit_head_counts` has written each layer's head count into its graph. ``fusion_type`` is
+    the ORT optimizer's ``model_type``, a family adapter's ``fusion_type`` (``bert`` for every registered
+    family today: BERT, RoBERTa and DistilBERT graphs all fuse as ``bert``).
     """
     from onnxruntime.transformers.fusion_options import FusionOptions as OrtFusionOptions
     from onnxruntime.transformers.optimizer import optimize_model
 
     graph = onnx.load(str(source))
     explicit_head_counts(graph)
-    options = OrtFusionOptions("bert")
+    options = OrtFusionOptions(fusion_type)
     # EmbedLayerNormalization would swallow the word-embedding Gather, which INT8 quantization stores in
     # 8 bits: fused then quantized, the edge student's bundle grew from 8.3 to 26.6 MB. The lookup is a
     # negligible share of latency, so it stays a Gather (+ LayerNormalization).
@@ -74,7 +76,7 @@ def fuse_transformer(
     # both CPUs measured (see CPU_DISABLED_FUSIONS), so the fused graph keeps them apart.
     options.enable_skip_layer_norm = False
     optimized = optimize_model(
-        graph, model_type="bert", num_heads=0, hidden_size=0, opt_level=0, optimization_options=options
+        graph, model_type=fusion_type, num_heads=0, hidden_size=0, opt_level=0, optimization_options=options
     )
     fused = {k: int(v) for k, v in optimized.get_fused_operator_statistics().items() if v}
     with atomic_path(target) as tmp:

@@ -1,4 +1,4 @@
-"""Structured pruning of BERT / RoBERTa / DistilBERT classifiers with torch-pruning's dependency graph.
+"""Structured pruning of classifiers whose family supports ``prune``, with torch-pruning's dependency graph.
 
 torch-pruning's ``DependencyGraph`` finds every tensor coupled to a channel (query, key and value outputs
 with the attention output's inputs; an FFN's first-layer outputs with its second layer's inputs; the
@@ -24,7 +24,7 @@ import torch_pruning as tp
 from torch import nn
 
 from compress.errors import StageError
-from compress.models import architectures as arch
+from compress.models.families.base import AttentionLayout, FamilyAdapter, family_for, require
 from compress.models.forward import classifier_logits
 from compress.pruning.selection import evenly_kept_layers, lowest, removal_counts
 from compress.pruning.spec import PruningSpec
@@ -35,14 +35,15 @@ Batch = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
 
 def shape_summary(model: nn.Module) -> dict[str, Any]:
     """Per-layer widths of a supported classifier, for reports and tests."""
-    layers = arch.encoder_layers(model)
-    layouts = arch.attention_layout(model)
+    family = family_for(model)
+    layers = family.encoder_layers(model)
+    layouts = family.attention_layout(model)
     return {
         "layers": len(layers),
-        "hidden": int(arch.embeddings(model).word_embeddings.weight.shape[1]),
+        "hidden": int(family.word_embeddings(model).weight.shape[1]),
         "heads": [lay.heads for lay in layouts],
         "head_size": [lay.head_size for lay in layouts],
-        "ffn": [arch.ffn_projections(layer)[0].out_features for layer in layers],
+        "ffn": [family.ffn_projections(layer)[0].out_features for layer in layers],
     }
 
 
@@ -50,13 +51,13 @@ def prune_model(
     model: nn.Module, spec: PruningSpec, example: dict[str, torch.Tensor], calibration: Sequence[Batch] = ()
 ) -> dict[str, Any]:
     """Prune ``model`` in place as ``spec`` asks; return its shapes before and after."""
-    arch.backbone(model)  # names the family when it is not supported
+    family = require(model, "prune")  # names the family when it is not supported
     if spec.importance == "taylor" and not calibration:
         raise StageError("prune: importance 'taylor' needs calibration batches, none were given")
     model.eval()
     before = shape_summary(model)
     if spec.layers:
-        _drop_layers(model, spec.layers)
+        _drop_layers(family, model, spec.layers)
     passes = [
         (spec.heads, _prune_heads),
         (spec.head_dims, _prune_head_dims),
@@ -71,7 +72,7 @@ def prune_model(
         graph = tp.DependencyGraph().build_dependency(
             model, example_inputs=example, output_transform=lambda out: out.logits
         )
-        prune_pass(model, graph, _importance(spec.importance), spec)
+        prune_pass(family, model, graph, _importance(spec.importance), spec)
         model.zero_grad(set_to_none=True)
     check_attention_shapes(model)
     return {"before": before, "after": shape_summary(model)}
@@ -79,11 +80,12 @@ def prune_model(
 
 def check_attention_shapes(model: nn.Module) -> None:
     """Fail loudly if any attention module's bookkeeping disagrees with its Linear shapes."""
+    family = family_for(model)
     for index, (layer, layout) in enumerate(
-        zip(arch.encoder_layers(model), arch.attention_layout(model), strict=True)
+        zip(family.encoder_layers(model), family.attention_layout(model), strict=True)
     ):
         width = layout.heads * layout.head_size
-        shapes = [p.out_features for p in arch.attention_projections(layer)]
+        shapes = [p.out_features for p in family.attention_projections(layer)]
         if any(s != width for s in shapes):
             raise StageError(
                 f"layer {index}: attention has {layout.heads} x {layout.head_size}, q/k/v have {shapes}"
@@ -121,8 +123,8 @@ def _remove(graph: tp.DependencyGraph, root: nn.Module, idxs: list[int]) -> None
         _out_channel_group(graph, root, sorted(idxs)).prune()
 
 
-def _drop_layers(model: nn.Module, layers: list[int] | int) -> None:
-    total = len(arch.encoder_layers(model))
+def _drop_layers(family: FamilyAdapter, model: nn.Module, layers: list[int] | int) -> None:
+    total = len(family.encoder_layers(model))
     if isinstance(layers, int):
         if layers >= total:
             raise StageError(f"prune.layers: cannot drop {layers} of {total} layers; at least one must stay")
@@ -135,12 +137,12 @@ def _drop_layers(model: nn.Module, layers: list[int] | int) -> None:
         keep = [i for i in range(total) if i not in layers]
         if not keep:
             raise StageError(f"prune.layers: {layers} drops all {total} layers; at least one must stay")
-    arch.keep_layers(model, keep)
+    family.keep_layers(model, keep)
 
 
-def _prune_heads(model: nn.Module, graph, importance, spec: PruningSpec) -> None:
-    layers, layouts = arch.encoder_layers(model), arch.attention_layout(model)
-    per_channel = [_scores(graph, importance, arch.attention_projections(layer)[0]) for layer in layers]
+def _prune_heads(family: FamilyAdapter, model: nn.Module, graph, importance, spec: PruningSpec) -> None:
+    layers, layouts = family.encoder_layers(model), family.attention_layout(model)
+    per_channel = [_scores(graph, importance, family.attention_projections(layer)[0]) for layer in layers]
     head_scores = [
         s.view(lay.heads, lay.head_size).mean(1) for s, lay in zip(per_channel, layouts, strict=True)
     ]
@@ -148,15 +150,15 @@ def _prune_heads(model: nn.Module, graph, importance, spec: PruningSpec) -> None
     new_layouts = []
     for layer, lay, scores, count in zip(layers, layouts, head_scores, counts, strict=True):
         idxs = [h * lay.head_size + d for h in lowest(scores, count) for d in range(lay.head_size)]
-        _remove(graph, arch.attention_projections(layer)[0], idxs)
-        new_layouts.append(arch.AttentionLayout(lay.heads - count, lay.head_size, lay.scaling))
-    arch.set_attention_layout(model, new_layouts)
+        _remove(graph, family.attention_projections(layer)[0], idxs)
+        new_layouts.append(AttentionLayout(lay.heads - count, lay.head_size, lay.scaling))
+    family.set_attention_layout(model, new_layouts)
 
 
-def _prune_head_dims(model: nn.Module, graph, importance, spec: PruningSpec) -> None:
-    layers, layouts = arch.encoder_layers(model), arch.attention_layout(model)
+def _prune_head_dims(family: FamilyAdapter, model: nn.Module, graph, importance, spec: PruningSpec) -> None:
+    layers, layouts = family.encoder_layers(model), family.attention_layout(model)
     per_head = [
-        _scores(graph, importance, arch.attention_projections(layer)[0]).view(lay.heads, lay.head_size)
+        _scores(graph, importance, family.attention_projections(layer)[0]).view(lay.heads, lay.head_size)
         for layer, lay in zip(layers, layouts, strict=True)
     ]
     counts = removal_counts(
@@ -166,29 +168,25 @@ def _prune_head_dims(model: nn.Module, graph, importance, spec: PruningSpec) -> 
     for layer, lay, scores, count in zip(layers, layouts, per_head, counts, strict=True):
         # Each head loses its own least important dims; every head keeps the same width.
         idxs = [h * lay.head_size + d for h in range(lay.heads) for d in lowest(scores[h], count)]
-        _remove(graph, arch.attention_projections(layer)[0], idxs)
-        new_layouts.append(arch.AttentionLayout(lay.heads, lay.head_size - count, lay.scaling))
-    arch.set_attention_layout(model, new_layouts)
+        _remove(graph, family.attention_projections(layer)[0], idxs)
+        new_layouts.append(AttentionLayout(lay.heads, lay.head_size - count, lay.scaling))
+    family.set_attention_layout(model, new_layouts)
 
 
-def _prune_ffn(model: nn.Module, graph, importance, spec: PruningSpec) -> None:
-    roots = [arch.ffn_projections(layer)[0] for layer in arch.encoder_layers(model)]
+def _prune_ffn(family: FamilyAdapter, model: nn.Module, graph, importance, spec: PruningSpec) -> None:
+    roots = [family.ffn_projections(layer)[0] for layer in family.encoder_layers(model)]
     scores = [_scores(graph, importance, root) for root in roots]
     counts = removal_counts(scores, spec.ffn, spec.scope, spec.round_to, minimum=1)
     for root, layer_scores, count in zip(roots, scores, counts, strict=True):
         _remove(graph, root, lowest(layer_scores, count))
     if len(set(shape_summary(model)["ffn"])) == 1:
-        setattr(
-            model.config,
-            "hidden_dim" if arch.model_family(model) == "distilbert" else "intermediate_size",
-            roots[0].out_features,
-        )
+        family.set_ffn_width(model.config, roots[0].out_features)
 
 
-def _prune_hidden(model: nn.Module, graph, importance, spec: PruningSpec) -> None:
+def _prune_hidden(family: FamilyAdapter, model: nn.Module, graph, importance, spec: PruningSpec) -> None:
     """Narrow the residual stream; the kept width stays a multiple of the config's head count (and round_to)
     so that the saved Hugging Face config can still build the model before its modules are resized."""
-    root = arch.embeddings(model).word_embeddings
+    root = family.word_embeddings(model)
     scores = _scores(graph, importance, root)
     total = len(scores)
     step = math.lcm(spec.round_to or 1, int(model.config.num_attention_heads))

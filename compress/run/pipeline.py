@@ -369,6 +369,9 @@ def _stage_input(spec: StageSpec, stage: Stage, ctx: RunContext) -> Variant:
 def _check_environment(recipe: Recipe) -> list[str]:
     """Every stage's requirements, checked before any work: a missing one fails now, not an hour in."""
     notes: list[str] = []
+    from compress.models.families.check import check_recipe_families
+
+    check_recipe_families(recipe)  # the model's family supports every stage (read from its config alone)
     for spec in recipe.stages:
         notes += spec.build().check_environment()
     return notes

@@ -1,0 +1,223 @@
+"""The model-family seam on tiny random models of every registered family: structure views, head
+bookkeeping, dropping layers, the student config, and the recipe check that refuses unsupported stages."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+import yaml
+from tiny import padded_ids, registered_families, tiny_family_model
+from typer.testing import CliRunner
+
+from compress import validate_recipe
+from compress.cli import app
+from compress.core.recipe import parse_recipe
+from compress.distillation.student import StudentSpec, build_student
+from compress.errors import StageError
+from compress.models.families import base
+from compress.models.families.base import AttentionLayout, FamilyAdapter, family_for, require
+from compress.models.families.check import check_recipe_families
+
+FAMILIES = registered_families()
+DISTILLABLE = [f for f in FAMILIES if family_for(f).supports("distill")]
+
+
+def logits(model, ids, mask):
+    with torch.inference_mode():
+        return model(input_ids=ids, attention_mask=mask).logits
+
+
+def test_registry_holds_the_shipped_families_and_names_unknown_ones():
+    assert {"bert", "roberta", "distilbert"} <= set(FAMILIES)
+    assert all(set(family_for(f).operations) <= set(base.OPERATIONS) for f in FAMILIES)
+    with pytest.raises(StageError, match=r"model family 'gpt2' is not supported here; supported: bert, roberta"):
+        family_for("gpt2")
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_views_are_the_modules_the_forward_pass_runs(family):
+    model = tiny_family_model(family, layers=3)
+    adapter = family_for(model)
+    layers = adapter.encoder_layers(model)
+    assert len(layers) == model.config.num_hidden_layers == 3
+    assert adapter.word_embeddings(model) is model.get_input_embeddings()
+    seen: dict[str, tuple[int, ...]] = {}
+    hooks = []
+    for index, layer in enumerate(layers):
+        q, k, v = adapter.attention_projections(layer)
+        named = {"q": q, "k": k, "v": v, "out": adapter.attention_output(layer)}
+        named.update(zip(("ffn_in", "ffn_out"), adapter.ffn_projections(layer), strict=True))
+        for name, module in named.items():
+            assert isinstance(module, torch.nn.Linear)
+            hooks.append(module.register_forward_hook(
+                lambda _m, _i, out, key=f"{index}.{name}": seen.__setitem__(key, tuple(out.shape))
+            ))
+        assert adapter.read_layout(adapter.self_attention(layer)) == AttentionLayout(4, 8, 8**-0.5)
+    ids, mask = padded_ids()
+    logits(model, ids, mask)
+    for hook in hooks:
+        hook.remove()
+    # every view ran in the model's own forward pass, with the widths the config gives (hidden 32, ffn 64)
+    for index in range(3):
+        for name in ("q", "k", "v", "out", "ffn_out"):
+            assert seen[f"{index}.{name}"] == (3, 9, 32), name
+        assert seen[f"{index}.ffn_in"] == (3, 9, 64)
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_head_bookkeeping_is_written_where_the_attention_reads_it(family):
+    """Halving each head's width by hand: the forward pass is right only when the adapter's layout says so."""
+    model = tiny_family_model(family)
+    adapter = family_for(model)
+    for layer in adapter.encoder_layers(model):
+        for linear in adapter.attention_projections(layer):  # keep dims 0-3 of each of the 4 heads
+            keep = torch.tensor([h * 8 + d for h in range(4) for d in range(4)])
+            linear.weight = torch.nn.Parameter(linear.weight[keep].clone())
+            linear.bias = torch.nn.Parameter(linear.bias[keep].clone())
+            linear.out_features = 16
+        out = adapter.attention_output(layer)
+        out.weight = torch.nn.Parameter(out.weight[:, keep].clone())
+        out.in_features = 16
+    adapter.set_attention_layout(model, [AttentionLayout(4, 4, 8**-0.5)] * 2)
+    assert adapter.attention_layout(model) == [AttentionLayout(4, 4, 8**-0.5)] * 2
+    hidden = torch.randn(2, 5, 32, generator=torch.Generator().manual_seed(0))
+    layer = adapter.encoder_layers(model)[0]
+    q, k, v = (linear(hidden).view(2, 5, 4, 4).transpose(1, 2) for linear in adapter.attention_projections(layer))
+    expected = (torch.softmax(q @ k.transpose(-1, -2) * 8**-0.5, -1) @ v).transpose(1, 2).reshape(2, 5, 16)
+    attention = adapter.self_attention(layer)
+    with torch.inference_mode():
+        actual = attention(hidden, attention_mask=torch.zeros(2, 1, 1, 5))[0]
+    if actual.shape[-1] != expected.shape[-1]:  # this family's attention module applies its output too
+        expected = adapter.attention_output(layer)(expected)
+    torch.testing.assert_close(actual, expected, rtol=1e-5, atol=1e-5)
+    with pytest.raises(StageError, match="attention layout has 1 layers, the model has 2"):
+        adapter.set_attention_layout(model, [AttentionLayout(4, 4, 1.0)])
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_dropping_layers_keeps_a_runnable_model_that_round_trips(family, tmp_path):
+    model = tiny_family_model(family, layers=4)
+    adapter = family_for(model)
+    original = [{k: t.clone() for k, t in layer.state_dict().items()} for layer in adapter.encoder_layers(model)]
+    adapter.keep_layers(model, [0, 3])
+    kept = adapter.encoder_layers(model)
+    assert len(kept) == model.config.num_hidden_layers == 2
+    for layer, index in zip(kept, [0, 3], strict=True):
+        for name, tensor in layer.state_dict().items():
+            assert torch.equal(tensor, original[index][name])
+    ids, mask = padded_ids()
+    expected = logits(model, ids, mask)
+    assert torch.isfinite(expected).all()
+    model.save_pretrained(tmp_path / "m")
+    loaded = type(model).from_pretrained(tmp_path / "m").eval()
+    assert len(family_for(loaded).encoder_layers(loaded)) == 2
+    torch.testing.assert_close(logits(loaded, ids, mask), expected, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("family", DISTILLABLE)
+def test_student_config_is_a_stock_config_of_the_family_and_round_trips(family, tmp_path):
+    teacher = tiny_family_model(family, layers=4)
+    adapter = family_for(teacher)
+    config = adapter.student_config(teacher.config, layers=2, heads=1, hidden=None, ffn=24, dropout=0.0)
+    assert type(config) is type(teacher.config)
+    assert (config.num_hidden_layers, config.num_attention_heads, config.intermediate_size) == (2, 1, 24)
+    assert teacher.config.num_hidden_layers == 4  # the teacher's config is untouched
+    student, init = build_student(teacher, StudentSpec(layers=2, heads=1, ffn=24))
+    assert type(student) is type(teacher) and init.teacher_layers == [1, 3]
+    assert torch.equal(adapter.word_embeddings(student).weight, adapter.word_embeddings(teacher).weight)
+    ffn_in = adapter.ffn_projections(adapter.encoder_layers(student)[0])[0]
+    assert ffn_in.out_features == 24
+    ids, mask = padded_ids()
+    expected = logits(student, ids, mask)
+    student.save_pretrained(tmp_path / "student")
+    loaded = type(teacher).from_pretrained(tmp_path / "student").eval()
+    torch.testing.assert_close(logits(loaded, ids, mask), expected, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("family", [f for f in FAMILIES if family_for(f).supports("fuse")])
+def test_fusion_type_is_one_ort_knows(family):
+    from onnxruntime.transformers.optimizer import MODEL_TYPES
+
+    assert family_for(family).fusion_type in MODEL_TYPES
+
+
+@pytest.mark.parametrize("family", [f for f in FAMILIES if not family_for(f).supports("distill")])
+def test_distilling_an_unsupported_family_names_it_and_the_alternatives(family):
+    teacher = tiny_family_model(family)
+    others = ", ".join(DISTILLABLE)
+    with pytest.raises(StageError, match=f"model family '{family}' does not support 'distill'; families that do: {others}"):
+        build_student(teacher, StudentSpec(layers=1))
+
+
+# --- the recipe check (compress validate, and the pipeline before any work) ------------------------------
+
+
+class NothingFamily(FamilyAdapter):
+    model_types = ("toy",)
+
+
+@pytest.fixture
+def toy_family(monkeypatch, tmp_path):
+    """A throwaway family that supports nothing, and a checkpoint directory whose config names it."""
+    registered = registered_families()
+    monkeypatch.setitem(base._REGISTRY, "toy", NothingFamily())
+    directory = tmp_path / "toy-model"
+    directory.mkdir()
+    (directory / "config.json").write_text(json.dumps({"model_type": "toy"}))
+    return directory, registered
+
+
+def _recipe(tmp_path, source: str, stages: list) -> str:
+    path = tmp_path / "recipe.yaml"
+    path.write_text(yaml.safe_dump({"name": "x", "model": {"source": source}, "stages": stages}))
+    return str(path)
+
+
+def test_validate_refuses_a_stage_the_family_does_not_support(toy_family, tmp_path):
+    directory, registered = toy_family
+    path = _recipe(tmp_path, str(directory), [{"finetune": {}}, {"prune": {"heads": 0.5}}])
+    with pytest.raises(StageError) as caught:
+        validate_recipe(path)
+    message = str(caught.value)
+    assert "stage 'prune' needs 'prune', which model family 'toy' does not support" in message
+    assert f"families that do: {', '.join(f for f in registered if family_for(f).supports('prune'))}" in message
+    result = CliRunner().invoke(app, ["validate", path])
+    assert result.exit_code == 2 and "model family 'toy' does not support" in result.output
+    assert "Traceback" not in result.output
+    # a recipe of stages that need nothing from the family passes
+    assert validate_recipe(_recipe(tmp_path, str(directory), [{"finetune": {}}, {"export": {}}])).name == "x"
+
+
+def test_validate_names_the_family_of_a_real_checkpoint_and_refuses_distilling_distilbert(tiny_checkpoints, tmp_path):
+    ok = CliRunner().invoke(app, ["validate", _recipe(tmp_path, str(tiny_checkpoints["roberta"]), [{"distill": {}}])])
+    assert ok.exit_code == 0, ok.output
+    assert "model family roberta supports" in ok.output and "checked stages distill (distill)" in ok.output
+    stages = [{"distill": {}}, {"export": {"optimize": True}}]
+    refused = CliRunner().invoke(app, ["validate", _recipe(tmp_path, str(tiny_checkpoints["distilbert"]), stages)])
+    assert refused.exit_code == 2
+    assert "stage 'distill' needs 'distill', which model family 'distilbert' does not support" in refused.output
+
+
+def test_unknown_family_is_refused_only_when_a_stage_needs_it(tmp_path):
+    directory = tmp_path / "gpt"
+    directory.mkdir()
+    (directory / "config.json").write_text(json.dumps({"model_type": "gpt2"}))
+    recipe = parse_recipe({"name": "x", "model": {"source": str(directory)}, "stages": [{"export": {}}]}, "r.yaml")
+    assert check_recipe_families(recipe).family == "gpt2"
+    recipe = parse_recipe({"name": "x", "model": {"source": str(directory)}, "stages": [{"vocab_prune": {}}]}, "r.yaml")
+    with pytest.raises(StageError, match=r"'gpt2' does not support \(registered families: bert, roberta"):
+        check_recipe_families(recipe)
+
+
+def test_hub_ids_and_factories_are_skipped_with_a_note():
+    for source, why in (("someone/some-model", "hub id"), ("mypackage.models:build", "factory")):
+        recipe = parse_recipe({"name": "x", "model": {"source": source}, "stages": [{"prune": {"heads": 1}}]}, "r")
+        check = check_recipe_families(recipe)
+        assert check.family is None and why in check.line and check.operations == {"prune": ["prune"]}
+
+
+def test_require_names_family_operation_and_alternatives(toy_family):
+    with pytest.raises(StageError, match="model family 'toy' does not support 'fuse'; families that do: bert"):
+        require("toy", "fuse")
