@@ -118,6 +118,8 @@ def run(
 
 
 def _print_summary(report: dict | None) -> None:
+    from compress.evaluation.setting import Setting
+
     if not report:
         return
     table = Table(title="variants", show_lines=False)
@@ -125,7 +127,7 @@ def _print_summary(report: dict | None) -> None:
         table.add_column(column)
     for variant in report["variants"]:
         cpu = variant.get("latency_ms", {}).get("cpu", {})
-        key = next((k for k in cpu if k.startswith("b1_")), None)
+        key = next((k for k in cpu if Setting.parse(k).batch == 1), None)
         speed = variant.get("speedup_vs_baseline", {}).get("cpu", {}).get(key) if key else None
         table.add_row(
             variant["name"],

@@ -286,3 +286,43 @@ def test_memory_child_uses_this_package_from_any_working_directory(tmp_path, tin
     inputs = named(np.ones((1, 8), dtype=np.int64))
     measured = measure_process_memory(variant, "onnxruntime", inputs, threads=1)
     assert measured["peak_rss_bytes"] > measured["model_rss_bytes"] > 0
+
+
+def test_setting_names_itself_as_report_json_does_and_parses_back():
+    assert Setting(1, 128).key == "b1_s128" == str(Setting(1, 128))
+    assert Setting.parse("b32_s47") == Setting(32, 47) and Setting.parse(Setting(8, 3).key) == Setting(8, 3)
+    assert sorted([Setting(8, 128), Setting(1, 128), Setting(1, 47)]) == [Setting(1, 47), Setting(1, 128), Setting(8, 128)]
+    for bad in ("b1s128", "b1_s", "s128_b1", "b1_s128 "):
+        with pytest.raises(ValueError, match="expected b<batch>_s<seq>"):
+            Setting.parse(bad)
+
+
+def test_typed_rows_serialise_to_report_jsons_shape():
+    """evaluate stores rows as report.json (and state.json) always held them: same keys, same order."""
+    import json
+
+    from compress.evaluation.suite import AccuracyResult, MeasuredRow, MemoryResult
+
+    stats = LatencyStats((2.0, 1.0, 3.0), batch_size=1)
+    row = MeasuredRow("edge", "onnxruntime", "int8", {"cpu": {Setting(1, 128): stats}})
+    row.memory["cpu"] = MemoryResult(Setting(8, 128), "peak RSS", peak_rss_bytes=30, model_rss_bytes=10, library_rss_bytes=20)
+    row.memory["cuda"] = MemoryResult(Setting(8, 128), "torch.cuda.max_memory_allocated", peak_allocated_bytes=7)
+    row.size_bytes = 123
+    row.accuracy = AccuracyResult(0.8, 0.95)
+    expected = {
+        "variant": "edge",
+        "runtime": "onnxruntime",
+        "precision": "int8",
+        "latency_ms": {"cpu": {"b1_s128": stats.to_dict()}},
+        "memory": {
+            "cpu": {"peak_rss_bytes": 30, "model_rss_bytes": 10, "library_rss_bytes": 20, "method": "peak RSS",
+                    "setting": "b8_s128"},
+            "cuda": {"peak_allocated_bytes": 7, "method": "torch.cuda.max_memory_allocated", "setting": "b8_s128"},
+        },
+        "size_bytes": 123,
+        "accuracy": 0.8,
+        "agreement_with_baseline": 0.95,
+    }
+    assert json.dumps(row.to_dict()) == json.dumps(expected)
+    bare = MeasuredRow("teacher", "torch", "fp32").to_dict()
+    assert bare == {"variant": "teacher", "runtime": "torch", "precision": "fp32", "latency_ms": {}, "memory": {}}

@@ -10,6 +10,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from compress.errors import CompressError
+from compress.evaluation.setting import Setting
 
 MIN_SPEEDUP_VS_TORCH = 10.0
 MIN_SPEEDUP_VS_INT8 = 3.0
@@ -92,7 +93,8 @@ def check_targets(
     int8 = _variant(report, int8_baseline or f"{report['baseline']}-int8")
     p95 = report.get("data", {}).get("p95_tokens")
     checks = []
-    for key in ["b1_s128"] + ([f"b1_s{p95}"] if p95 and p95 != 128 else []):
+    for setting in [Setting(1, 128)] + ([Setting(1, p95)] if p95 and p95 != 128 else []):
+        key = setting.key
         checks.append(_speedup(teacher, final_entry, key, MIN_SPEEDUP_VS_TORCH, "PyTorch FP32 teacher"))
         checks.append(_speedup(int8, final_entry, key, MIN_SPEEDUP_VS_INT8, "teacher ONNX dynamic INT8"))
     size = bundle_bytes or final_entry["size_bytes"]
