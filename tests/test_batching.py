@@ -54,7 +54,8 @@ def test_inference_in_length_order_returns_outputs_in_input_order():
     encoded = _texts(50, seed=3)
     seen = [i for index, _, _ in iterate_batches(encoded, 8, 0) for i in index]
     assert sorted(seen) == list(range(50))
-    one_by_one = np.concatenate([TorchPredictor(model).run(dict(zip(("input_ids", "attention_mask"), pad_batch([x], 0), strict=True))) for x in encoded])
+    names = ("input_ids", "attention_mask")
+    one_by_one = np.concatenate([TorchPredictor(model).run(dict(zip(names, pad_batch([x], 0), strict=True))) for x in encoded])
     np.testing.assert_allclose(predict_logits(TorchPredictor(model), encoded, 0, batch_size=8), one_by_one, atol=1e-5)
     np.testing.assert_allclose(teacher_logits(model, encoded, 0, batch_size=8).numpy(), one_by_one, atol=1e-5)
 

@@ -266,9 +266,9 @@ def test_non_uniform_heads_fuse_into_attention_with_each_layers_head_count(tmp_p
     import numpy as np
     import onnx
 
-    from compress.runtimes import OnnxPredictor
     from compress.onnx.export import export_onnx
     from compress.onnx.fusion import explicit_head_counts, fuse_transformer
+    from compress.runtimes import OnnxPredictor
 
     model = tiny_model("bert", layers=2)
     calibration = [(*batch(seed=5, n=8), torch.tensor([0, 1] * 4))]
