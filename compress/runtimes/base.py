@@ -7,8 +7,8 @@ TensorRT provider) and declares which formats it opens. Each runtime is one modu
 registered with :func:`register_runtime`; adding one (OpenVINO, say) is one new module plus its import in
 ``compress/runtimes/__init__.py``.
 
-A :class:`Predictor` is an opened runtime: it takes named inputs (``{"input_ids": ..., "attention_mask":
-...}``, whatever the task collates) and returns the model's output as numpy.
+A :class:`Predictor` is an opened runtime: it takes named inputs (whatever the task collates, by name)
+and returns the model's output as numpy. Runtimes know nothing of tokens or texts.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from compress.core.variant import Variant
 
 Inputs = Mapping[str, np.ndarray]
-"""Named model inputs of one batch, as the task collates them (``input_ids``, ``attention_mask`` ...)."""
+"""Named model inputs of one batch, as the task collates them."""
 
 TORCH_MODEL = TORCH
 """Artifact format: a torch model directory (``Variant.runtime == "torch"``)."""
