@@ -22,7 +22,7 @@ from compress.runtimes import OnnxPredictor
 
 def main(teacher_dir: str, teacher_onnx: str, trained: str | None) -> None:
     teacher = load_model(teacher_dir)
-    example = (np.full((1, 16), 1000, dtype=np.int64), np.ones((1, 16), dtype=np.int64))
+    example = {"input_ids": np.full((1, 16), 1000, dtype=np.int64), "attention_mask": np.ones((1, 16), dtype=np.int64)}
     predictors = {"teacher-onnx": OnnxPredictor(teacher_onnx, "cpu", 2)}
     if trained:
         predictors["student (given)"] = OnnxPredictor(trained, "cpu", 2)

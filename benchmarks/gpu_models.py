@@ -73,7 +73,7 @@ def models(work: Path) -> None:
     source = embedded_model_dir()
     teacher = AutoModelForSequenceClassification.from_pretrained(str(source), num_labels=2).eval()
     student, _ = build_student(teacher, StudentSpec(layers=2, heads=1, ffn=512, merge_scale="mean"))
-    example = (np.ones((1, 16), dtype=np.int64), np.ones((1, 16), dtype=np.int64))
+    example = {"input_ids": np.ones((1, 16), dtype=np.int64), "attention_mask": np.ones((1, 16), dtype=np.int64)}
     for name, model in (("teacher", teacher), ("student", student)):
         directory = work / name
         model.save_pretrained(str(directory))

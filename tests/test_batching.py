@@ -11,6 +11,7 @@ from compress.data.batching import bucketed_batches, iterate_batches, lengths_of
 from compress.distillation.cache import cache_teacher
 from compress.evaluation.accuracy import predict_logits
 from compress.runtimes import TorchPredictor
+from compress.tasks.text_classification import TokenExamples
 from compress.training.kd import teacher_logits
 
 
@@ -56,15 +57,16 @@ def test_inference_in_length_order_returns_outputs_in_input_order():
     assert sorted(seen) == list(range(50))
     names = ("input_ids", "attention_mask")
     one_by_one = np.concatenate([TorchPredictor(model).run(dict(zip(names, pad_batch([x], 0), strict=True))) for x in encoded])
-    np.testing.assert_allclose(predict_logits(TorchPredictor(model), encoded, 0, batch_size=8), one_by_one, atol=1e-5)
-    np.testing.assert_allclose(teacher_logits(model, encoded, 0, batch_size=8).numpy(), one_by_one, atol=1e-5)
+    examples = TokenExamples(encoded, 0)
+    np.testing.assert_allclose(predict_logits(TorchPredictor(model), examples, batch_size=8), one_by_one, atol=1e-5)
+    np.testing.assert_allclose(teacher_logits(model, examples, batch_size=8).numpy(), one_by_one, atol=1e-5)
 
 
 def test_teacher_cache_keeps_each_examples_hidden_states_in_input_order():
     torch.manual_seed(0)
     model = BertForSequenceClassification(tiny_config("bert")).eval()
     encoded = _texts(30, seed=4)
-    cache = cache_teacher(model, encoded, 0, {1, 2}, batch_size=7)
+    cache = cache_teacher(model, TokenExamples(encoded, 0), {1, 2}, batch_size=7)
     for i in (0, 11, 29):
         with torch.inference_mode():
             alone = model(input_ids=torch.tensor([encoded[i]]), output_hidden_states=True)

@@ -14,7 +14,6 @@ from tiny import layer_output, padded_ids, synthetic_rows, tiny_bert_teacher, ti
 from transformers import BertForSequenceClassification
 
 from compress.core.recipe import parse_recipe
-from compress.data.batching import pad_batch
 from compress.data.tokenization import TextEncoder
 from compress.distillation.config import DistillConfig
 from compress.distillation.losses import (
@@ -31,6 +30,7 @@ from compress.distillation.student import StudentSpec, build_student, choose_tea
 from compress.errors import RecipeError, StageError
 from compress.models import architectures
 from compress.models.persistence import load_model, save_model
+from compress.tasks.text_classification import TokenExamples
 from compress.training.loop import TrainingConfig, train_classifier
 
 QUIET = Console(quiet=True)
@@ -227,8 +227,9 @@ def test_student_round_trips_and_exports(tmp_path):
         load_model(tmp_path / "compress")(input_ids=ids, attention_mask=mask).logits, expected
     )
     encoded = [row[: int(m.sum())] for row, m in zip(ids.tolist(), mask, strict=True)]
-    onnx_path = export_onnx(student, pad_batch(encoded[:2], 0), tmp_path / "student.onnx", 17)
-    assert max_output_difference(student, onnx_path, encoded, 0) < 1e-4
+    examples = TokenExamples(encoded, 0)
+    onnx_path = export_onnx(student, examples.collate([0, 1]), tmp_path / "student.onnx", 17)
+    assert max_output_difference(student, onnx_path, examples) < 1e-4
 
 
 # --- training: single process and two processes (DDP over gloo) ----------------------------------------
@@ -239,7 +240,7 @@ def _task(n: int = 260):
     rows = synthetic_rows(n, seed=1)
     encoded = encoder.encode([t for t, _ in rows])
     labels = [int(label == "pos") for _, label in rows]
-    return (encoded[:200], labels[:200]), (encoded[200:], labels[200:])
+    return (TokenExamples(encoded[:200], 0), labels[:200]), (TokenExamples(encoded[200:], 0), labels[200:])
 
 
 @pytest.fixture(scope="module")
@@ -256,7 +257,7 @@ def trained_teacher(tmp_path_factory, one_thread):
     train, dev = _task()
     teacher = tiny_bert_teacher(layers=4)
     config = TrainingConfig(epochs=5, learning_rate=3e-3, batch_size=16, patience=0)
-    result = train_classifier(teacher, train, dev, 0, config, 0, QUIET)
+    result = train_classifier(teacher, train, dev, config, 0, QUIET)
     assert result.best_dev_accuracy >= 0.9
     path = tmp_path_factory.mktemp("teacher") / "model"
     save_model(teacher, path)
@@ -277,7 +278,7 @@ DISTILL = {
 def _distill(teacher_path):
     train, dev = _task()
     torch.manual_seed(0)
-    return distill(load_model(teacher_path), train, dev, 0, {0, 2, 3}, 4, DistillConfig(**DISTILL), 0, QUIET)
+    return distill(load_model(teacher_path), train, dev, {0, 2, 3}, 4, DistillConfig(**DISTILL), 0, QUIET)
 
 
 def _distill_worker(rank: int, world: int, port: int, teacher_path, out_path) -> None:
@@ -380,7 +381,7 @@ def test_bf16_distillation_learns_as_well_and_records_its_precision(trained_teac
     train, dev = _task()
     torch.manual_seed(0)
     config = DistillConfig(**{**DISTILL, "precision": "bf16"})
-    result = distill(load_model(trained_teacher[0]), train, dev, 0, {0, 2, 3}, 4, config, 0, QUIET)
+    result = distill(load_model(trained_teacher[0]), train, dev, {0, 2, 3}, 4, config, 0, QUIET)
     assert result.info["distillation"]["precision"] == "bf16"
     assert result.info["training"]["best_dev_accuracy"] >= single_process.info["training"]["best_dev_accuracy"] - 0.05
     assert all(p.dtype == torch.float32 for p in result.student.parameters())  # autocast, not a bf16 model
@@ -408,17 +409,17 @@ def test_teacher_labelled_transfer_texts_teach_a_student_with_few_labels(trained
     """12 labelled texts teach a randomly initialised student little; 240 unlabelled texts the teacher labels
     teach it the task (the transfer set carries the teacher's function, not just more of the same labels)."""
     train, dev = _task()
-    few = (train[0][:12], train[1][:12])
+    few = (train[0].head(12), train[1][:12])
     encoder = TextEncoder(tiny_tokenizer(), 32)
-    unlabelled = encoder.encode([text for text, _ in synthetic_rows(240, seed=7)])
+    unlabelled = TokenExamples(encoder.encode([text for text, _ in synthetic_rows(240, seed=7)]), 0)
     config = DistillConfig(**{**DISTILL, "init": "random", "epochs": 6, "augment": {"copies": 0}})
 
     def dev_accuracy(transfer) -> tuple[float, dict]:
         torch.manual_seed(0)
-        result = distill(load_model(trained_teacher[0]), few, dev, 0, {0, 2, 3}, 4, config, 0, QUIET, transfer=transfer)
+        result = distill(load_model(trained_teacher[0]), few, dev, {0, 2, 3}, 4, config, 0, QUIET, transfer=transfer)
         return result.info["training"]["best_dev_accuracy"], result.info["distillation"]
 
-    alone, _ = dev_accuracy(())
+    alone, _ = dev_accuracy(None)
     with_transfer, info = dev_accuracy(unlabelled)
     assert info["transfer_examples"] == 240 and info["train_examples"] == 12
     assert with_transfer >= 0.85
@@ -450,7 +451,7 @@ def test_head_annealing_distils_as_well_and_leaves_a_stock_student(trained_teach
     train, dev = _task()
     torch.manual_seed(0)
     config = DistillConfig(**{**DISTILL, "anneal_heads": 0.5})
-    result = distill(load_model(trained_teacher[0]), train, dev, 0, {0, 2, 3}, 4, config, 0, QUIET)
+    result = distill(load_model(trained_teacher[0]), train, dev, {0, 2, 3}, 4, config, 0, QUIET)
     assert result.info["distillation"]["student"]["anneal_heads"] == 0.5
     assert result.info["training"]["best_dev_accuracy"] >= single_process.info["training"]["best_dev_accuracy"] - 0.05
     for layer in architectures.encoder_layers(result.student):

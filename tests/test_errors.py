@@ -181,8 +181,8 @@ def test_hf_weights_that_do_not_match_the_config(tmp_path):
 
 
 def test_truncated_onnx_is_named(tmp_path):
-    from compress.runtimes import OnnxPredictor
     from compress.quantization import quantize_dynamic_int8
+    from compress.runtimes import OnnxPredictor
 
     broken = tmp_path / "model.onnx"
     broken.write_bytes(b"\x08\x07\x12\x05hello-not-a-model" * 3)
@@ -198,15 +198,16 @@ def test_labels_not_matching_the_head(tmp_path):
 
     from compress.data.tokenization import TextEncoder
     from compress.models.sources import check_model_output
+    from compress.tasks import get_task
 
     three = make_checkpoint(tmp_path / "three", "bert", num_labels=3)
     with pytest.raises(ModelLoadError, match="classification head has 3 labels, the data has 2"):
         _load(str(three))
-    encoder = TextEncoder(tiny_tokenizer(), 16)
+    inputs = get_task().encode(TextEncoder(tiny_tokenizer(), 16), ["a short check text"]).collate([0])
     model = AutoModelForSequenceClassification.from_pretrained(three)
     with pytest.raises(ModelLoadError, match="outputs 3 logits per text, the data has 2 labels"):
-        check_model_output(model, encoder, LABELS, "three")
-    check_model_output(model, encoder, ("a", "b", "c"), "three")
+        check_model_output(model, inputs, LABELS, "three")
+    check_model_output(model, inputs, ("a", "b", "c"), "three")
 
 
 def test_tokenizer_that_does_not_fit_the_model(tmp_path):
@@ -214,12 +215,14 @@ def test_tokenizer_that_does_not_fit_the_model(tmp_path):
 
     from compress.data.tokenization import TextEncoder
     from compress.models.sources import check_model_output
+    from compress.tasks import get_task
 
     config = tiny_config("bert")
     config.vocab_size = 4  # far fewer embeddings than the tokenizer's ids
     model = AutoModelForSequenceClassification.from_config(config)
+    inputs = get_task().encode(TextEncoder(tiny_tokenizer(), 16), ["a short check text"]).collate([0])
     with pytest.raises(ModelLoadError, match="cannot run on token ids from its tokenizer"):
-        check_model_output(model, TextEncoder(tiny_tokenizer(), 16), LABELS, "small-vocab")
+        check_model_output(model, inputs, LABELS, "small-vocab")
     assert len(VOCAB) > 4
 
 

@@ -15,6 +15,7 @@ from compress.core.machine import CpuInfo, MachineCache, cache_dir, parse_cpuinf
 from compress.core.recipe import parse_recipe
 from compress.distillation.cache import cache_teacher
 from compress.distillation.estimate import about, estimate_teacher_cache
+from compress.tasks.text_classification import TokenExamples
 from compress.training import precision
 from compress.training.loop import autocast, resolve_precision
 from compress.training.precision import PrecisionDecision, cached_choice, choose, decide_precision
@@ -242,7 +243,7 @@ def test_estimate_fits_fixed_and_per_token_time_from_two_timed_batches():
     lengths = [2 + 3 * b for b in range(8)]  # 8 batches of 4 texts: 4 x 2, 4 x 5, ... tokens
     encoded = _stepped(lengths, 4)[::-1]  # any input order: batches are length-sorted
     ticks = iter([0.0, 10.0, 10.0, 11.0, 11.0, 13.0])  # warm-up 10 s (ignored), q1 batch 1 s, q3 batch 2 s
-    estimate = estimate_teacher_cache(tiny_bert_teacher(layers=2), encoded, 0, set(), 4, clock=lambda: next(ticks))
+    estimate = estimate_teacher_cache(tiny_bert_teacher(layers=2), TokenExamples(encoded, 0), set(), 4, clock=lambda: next(ticks))
     # q1 = batch 2 (4 x 8 = 32 tokens), q3 = batch 6 (4 x 20 = 80): 1/48 s per token plus 1/3 s per batch
     assert estimate.sample_seconds == (1.0, 2.0)
     assert (estimate.batches, estimate.examples) == (8, 32)
@@ -253,7 +254,7 @@ def test_estimate_fits_fixed_and_per_token_time_from_two_timed_batches():
 def test_estimate_scales_per_token_when_batches_are_alike():
     encoded = _stepped([6] * 5, 2)
     ticks = iter([0.0, 1.0, 1.0, 1.5, 1.5, 2.0])
-    estimate = estimate_teacher_cache(tiny_bert_teacher(layers=2), encoded, 0, set(), 2, clock=lambda: next(ticks))
+    estimate = estimate_teacher_cache(tiny_bert_teacher(layers=2), TokenExamples(encoded, 0), set(), 2, clock=lambda: next(ticks))
     assert estimate.seconds == pytest.approx(5 * 0.5)
 
 
@@ -262,8 +263,8 @@ def test_cache_teacher_logs_the_estimate_first_and_computes_the_same_cache():
     rng = np.random.default_rng(0)
     encoded = [list(rng.integers(5, 20, size=int(n))) for n in rng.integers(3, 30, size=40)]
     lines: list[str] = []
-    logged = cache_teacher(teacher, encoded, 0, {1}, batch_size=8, log=lines.append)
-    plain = cache_teacher(teacher, encoded, 0, {1}, batch_size=8)
+    logged = cache_teacher(teacher, TokenExamples(encoded, 0), {1}, batch_size=8, log=lines.append)
+    plain = cache_teacher(teacher, TokenExamples(encoded, 0), {1}, batch_size=8)
     assert len(lines) == 1 and lines[0].startswith("    caching the teacher for 40 examples (5 batches, fp32): about ")
     torch.testing.assert_close(logged.logits, plain.logits)
     torch.testing.assert_close(logged.hidden[1], plain.hidden[1])

@@ -146,7 +146,7 @@ def test_dropping_layers_by_index_and_count():
 @pytest.mark.parametrize("family", FAMILIES)
 def test_non_uniform_pruned_model_round_trips(family, tmp_path):
     model = tiny_model(family, layers=3)
-    calibration = [(*batch(seed=5, n=8), torch.tensor([0, 1] * 4))]
+    calibration = [(dict(zip(("input_ids", "attention_mask"), batch(seed=5, n=8), strict=True)), torch.tensor([0, 1] * 4))]
     shapes = prune(
         model, calibration, heads=5, head_dims=0.25, ffn=0.4, layers=[1], scope="global", importance="taylor"
     )["after"]
@@ -271,11 +271,11 @@ def test_non_uniform_heads_fuse_into_attention_with_each_layers_head_count(tmp_p
     from compress.runtimes import OnnxPredictor
 
     model = tiny_model("bert", layers=2)
-    calibration = [(*batch(seed=5, n=8), torch.tensor([0, 1] * 4))]
+    calibration = [(dict(zip(("input_ids", "attention_mask"), batch(seed=5, n=8), strict=True)), torch.tensor([0, 1] * 4))]
     shapes = prune(model, calibration, heads=3, scope="global", importance="taylor")["after"]
     assert len(set(shapes["heads"])) > 1, shapes
     ids, mask = (t.numpy() for t in batch(seed=3))
-    source = export_onnx(model, (ids, mask), tmp_path / "model.onnx", 17)
+    source = export_onnx(model, {"input_ids": ids, "attention_mask": mask}, tmp_path / "model.onnx", 17)
     graph = onnx.load(str(source))
     assert explicit_head_counts(graph) == 3 * 2  # Q, K and V of both layers
     info = fuse_transformer(source, tmp_path / "fused.onnx", [{"input_ids": ids, "attention_mask": mask}], 1e-4)

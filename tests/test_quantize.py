@@ -21,17 +21,18 @@ from compress.core.variant import Variant
 from compress.data.batching import pad_batch
 from compress.data.tokenization import TextEncoder
 from compress.errors import RecipeError, StageError
-from compress.runtimes import OnnxPredictor
 from compress.onnx.export import export_onnx
 from compress.quantization import OrtQuantSettings, quantize_onnx
 from compress.quantization.accuracy_aware import AccuracyAwareSearch
 from compress.quantization.calibration import (
-    TextCalibrationReader,
+    CalibrationReader,
     calibration_texts,
     check_calibration_ranges,
 )
 from compress.quantization.graph import check_scales, matmul_groups
 from compress.run.state import read_state
+from compress.runtimes import OnnxPredictor
+from compress.tasks import get_task
 
 RELATIVE_TOLERANCE = 0.35
 INPUTS = ["input_ids", "attention_mask"]
@@ -45,7 +46,7 @@ def tiny_onnx(tmp_path_factory, tiny_checkpoints):
     model = AutoModelForSequenceClassification.from_pretrained(tiny_checkpoints["bert"]).eval()
     encoder = TextEncoder.from_dir(tiny_checkpoints["bert"], 32)
     texts = [text for text, _ in synthetic_rows(200, seed=1)]
-    batch = pad_batch(encoder.encode(texts[:64]), encoder.pad_id)
+    batch = get_task().encode(encoder, texts[:64]).collate(range(64))
     export_onnx(model, batch, root / "fp32.onnx", 17)
     return {
         "root": root,
@@ -58,13 +59,12 @@ def tiny_onnx(tmp_path_factory, tiny_checkpoints):
 
 
 def relative_error(path, reference_path, batch) -> float:
-    inputs = dict(zip(("input_ids", "attention_mask"), batch, strict=True))
-    reference = OnnxPredictor(reference_path).run(inputs)
-    return float(np.abs(OnnxPredictor(path).run(inputs) - reference).max() / np.abs(reference).max())
+    reference = OnnxPredictor(reference_path).run(batch)
+    return float(np.abs(OnnxPredictor(path).run(batch) - reference).max() / np.abs(reference).max())
 
 
 def reader_for(tiny, batch_size=16):
-    return TextCalibrationReader(tiny["encoder"], tiny["texts"][64:], batch_size, INPUTS)
+    return CalibrationReader(get_task().encode(tiny["encoder"], tiny["texts"][64:]), batch_size, INPUTS)
 
 
 @pytest.mark.parametrize(
@@ -101,7 +101,7 @@ def test_calibration_reader_yields_equal_real_batches(tiny_onnx):
     texts = calibration_texts(tiny_onnx["texts"], 37, seed=0)
     assert len(texts) == 37 and set(texts) <= set(tiny_onnx["texts"])
     assert calibration_texts(tiny_onnx["texts"], 37, seed=0) == texts
-    reader = TextCalibrationReader(tiny_onnx["encoder"], texts, 16, INPUTS)
+    reader = CalibrationReader(get_task().encode(tiny_onnx["encoder"], texts), 16, INPUTS)
     batches = list(reader)
     assert len(batches) == 3 and len(reader) == 3
     shapes = {b["input_ids"].shape for b in batches}
@@ -352,7 +352,7 @@ def test_cpu_sessions_leave_skip_layer_norm_unfused(tiny_onnx, tmp_path):
 
     assert "SkipLayerNormalization" in ops("ort-default.onnx")  # what ORT does by default
     assert "SkipLayerNormalization" not in ops("ours.onnx") and "LayerNormalization" in ops("ours.onnx")
-    ids, mask = tiny_onnx["batch"]
+    ids, mask = tiny_onnx["batch"].values()
     feeds = {"input_ids": ids, "attention_mask": mask}
     np.testing.assert_allclose(ours.run(None, feeds)[0], default.run(None, feeds)[0], atol=1e-4)
 
@@ -373,7 +373,7 @@ def test_export_can_fuse_and_keeps_the_fused_graph_only_when_it_agrees(tiny_reci
     assert {"LayerNormalization", "BiasGelu", "Attention"} <= ops and "SkipLayerNormalization" not in ops
     unfused = variant.path.with_name("model.onnx")
     texts = [row[0] for row in synthetic_rows(16, seed=5)]
-    encoder = TextEncoder.from_dir(variant.tokenizer_dir, 32)
+    encoder = TextEncoder.from_dir(variant.processor_dir, 32)
     batch = dict(zip(("input_ids", "attention_mask"), pad_batch(encoder.encode(texts), encoder.pad_id), strict=True))
     np.testing.assert_allclose(OnnxPredictor(variant.path).run(batch), OnnxPredictor(unfused).run(batch), atol=1e-4)
 

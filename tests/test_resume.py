@@ -187,6 +187,7 @@ def test_training_resumes_mid_stage_bit_for_bit(tiny_checkpoints, tmp_path):
     """Interrupt train_classifier inside epoch 2; resuming gives exactly the uninterrupted weights."""
     from tiny import VOCAB
 
+    from compress.tasks.text_classification import TokenExamples
     from compress.training.loop import TrainingConfig, cross_entropy_loss, train_classifier
 
     ids = [[2, 5 + i % 8, 13 + i % 5, 3] if i % 2 else [2, 13 + i % 8, 20 + i % 5, 3] for i in range(96)]
@@ -194,6 +195,7 @@ def test_training_resumes_mid_stage_bit_for_bit(tiny_checkpoints, tmp_path):
     config = TrainingConfig(epochs=2, batch_size=8, learning_rate=3e-3, patience=0)
     console = quiet_console()[0]
     assert max(max(x) for x in ids) < len(VOCAB)
+    train, dev = (TokenExamples(ids, 0), labels), (TokenExamples(ids[:32], 0), labels[:32])
 
     def fresh():
         from transformers import AutoModelForSequenceClassification
@@ -201,7 +203,7 @@ def test_training_resumes_mid_stage_bit_for_bit(tiny_checkpoints, tmp_path):
         return AutoModelForSequenceClassification.from_pretrained(tiny_checkpoints["bert"])
 
     reference = fresh()
-    expected = train_classifier(reference, (ids, labels), (ids[:32], labels[:32]), 0, config, 0, console)
+    expected = train_classifier(reference, train, dev, config, 0, console)
 
     calls = {"n": 0}
 
@@ -212,12 +214,12 @@ def test_training_resumes_mid_stage_bit_for_bit(tiny_checkpoints, tmp_path):
         return cross_entropy_loss(*args)
 
     with pytest.raises(KeyboardInterrupt):
-        train_classifier(fresh(), (ids, labels), (ids[:32], labels[:32]), 0, config, 0, console,
+        train_classifier(fresh(), train, dev, config, 0, console,
                          loss_fn=interrupting, checkpoint_dir=tmp_path)
     saved = torch.load(tmp_path / CHECKPOINT_FILE, weights_only=True)
     assert saved["epoch"] == 1 and not saved["finished"]
     resumed_model = fresh()
-    resumed = train_classifier(resumed_model, (ids, labels), (ids[:32], labels[:32]), 0, config, 0, console,
+    resumed = train_classifier(resumed_model, train, dev, config, 0, console,
                                checkpoint_dir=tmp_path)
     assert resumed.to_dict() == expected.to_dict()
     for name, tensor in reference.state_dict().items():

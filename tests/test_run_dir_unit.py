@@ -49,7 +49,7 @@ def _run(recipe_file: Path, out: Path | str, **options):
 def _files_used(result) -> list[Path]:
     """Every path the run's state and report point at (variants, tokenizers, bundle)."""
     state = read_state(result.run_dir)
-    paths = [Path(v[key]) for v in state["variants"] for key in ("path", "tokenizer_dir")]
+    paths = [Path(v[key]) for v in state["variants"] for key in ("path", "processor_dir")]
     paths += [Path(v["path"]) for v in result.report["variants"]]
     return [*paths, Path(state["bundle_dir"]), result.bundle_dir]
 
@@ -132,6 +132,7 @@ def _as_before_relative_paths(run_dir: Path, prefix: str) -> None:
     state = json.loads(path.read_text())
     del state["state_format"]
     for variant in state["variants"]:
+        variant["tokenizer_dir"] = variant.pop("processor_dir")  # the key state.json had then
         for key in ("path", "tokenizer_dir"):
             variant[key] = f"{prefix}/{variant[key]}"
     state["bundle_dir"] = f"{prefix}/{state['bundle_dir']}"

@@ -19,6 +19,7 @@ from compress.core.recipe import parse_recipe
 from compress.data.tokenization import TextEncoder
 from compress.distillation import cache as cache_module
 from compress.run.pipeline import run_recipe
+from compress.tasks.text_classification import TokenExamples
 from compress.training import loop as training
 from compress.training.checkpoints import CHECKPOINT_FILE, TEACHER_CACHE_FILE
 
@@ -59,15 +60,15 @@ def _training_info(run_dir) -> dict:
 def _interrupt_at(monkeypatch, step: int) -> None:
     """Raise KeyboardInterrupt (what Ctrl-C and, under `compress run`, SIGTERM raise) before training step ``step``."""
     calls = {"n": 0}
-    pad_batch = training.pad_batch
+    as_tensors = training.as_tensors  # called once per training step, on the collated batch
 
     def counting(*args, **kwargs):
         calls["n"] += 1
         if calls["n"] == step:
             raise KeyboardInterrupt
-        return pad_batch(*args, **kwargs)
+        return as_tensors(*args, **kwargs)
 
-    monkeypatch.setattr(training, "pad_batch", counting)
+    monkeypatch.setattr(training, "as_tensors", counting)
 
 
 def _count_teacher_runs(monkeypatch) -> dict[str, int]:
@@ -124,7 +125,9 @@ def test_teacher_cache_is_saved_reused_and_recomputed_when_anything_it_depends_o
     runs = _count_teacher_runs(monkeypatch)
 
     def cached(model=teacher, texts=encoded, indices=frozenset({2}), precision="fp32"):
-        return cache_module.stored_teacher_cache(model, texts, 0, set(indices), tmp_path, precision=precision)
+        return cache_module.stored_teacher_cache(
+            model, TokenExamples(texts, 0), set(indices), tmp_path, precision=precision
+        )
 
     first, reused = cached()
     assert not reused and runs["n"] == 1 and (tmp_path / TEACHER_CACHE_FILE).is_file()
@@ -158,12 +161,13 @@ def test_a_checkpoint_of_other_starting_weights_is_not_resumed(tiny_checkpoints,
     labels = [i % 2 for i in range(32)]
     config = TrainingConfig(epochs=1, batch_size=8, patience=0)
     model = AutoModelForSequenceClassification.from_pretrained(tiny_checkpoints["bert"])
-    train_classifier(model, (ids, labels), (ids, labels), 0, config, 0, quiet_console()[0], checkpoint_dir=tmp_path)
+    examples = TokenExamples(ids, 0)
+    train_classifier(model, (examples, labels), (examples, labels), config, 0, quiet_console()[0], checkpoint_dir=tmp_path)
     other = AutoModelForSequenceClassification.from_pretrained(tiny_checkpoints["bert"])
     with torch.no_grad():
         other.classifier.bias.add_(0.1)
     console, log = quiet_console()
-    train_classifier(other, (ids, labels), (ids, labels), 0, config, 0, console, checkpoint_dir=tmp_path)
+    train_classifier(other, (examples, labels), (examples, labels), config, 0, console, checkpoint_dir=tmp_path)
     assert "resuming" not in log.getvalue() and "does not match this run" in log.getvalue()
 
 

@@ -15,6 +15,7 @@ from compress.data.batching import pad_batch
 from compress.data.tokenization import TextEncoder
 from compress.errors import StageError
 from compress.models.forward import classifier_logits
+from compress.tasks.text_classification import TokenExamples
 from compress.vocabulary.pruning import plan_vocabulary, prune_tokenizer, remap_ids, slice_embeddings
 
 TRAIN = ["a great film", "the plot was dull", "great actors and a dull story"]
@@ -31,7 +32,7 @@ def _hf_model(directory):
 def _logits(model, encoder: TextEncoder, texts: list[str]) -> torch.Tensor:
     ids, mask = pad_batch(encoder.encode(texts), encoder.pad_id)
     with torch.inference_mode():
-        return classifier_logits(model, torch.from_numpy(ids), torch.from_numpy(mask))
+        return classifier_logits(model, {"input_ids": torch.from_numpy(ids), "attention_mask": torch.from_numpy(mask)})
 
 
 @pytest.fixture
@@ -98,8 +99,9 @@ def test_pruned_model_saves_loads_and_exports_to_onnx(pruned_pair, tmp_path):
     assert loaded.get_input_embeddings().weight.shape[0] == len(plan.keep)
     assert torch.equal(_logits(loaded, after, KEPT_TEXTS), _logits(model, after, KEPT_TEXTS))
     encoded = after.encode(KEPT_TEXTS + DROPPED_TEXTS)
-    export_onnx(loaded, pad_batch(encoded[:2], after.pad_id), tmp_path / "model.onnx", 17)
-    assert max_output_difference(loaded, tmp_path / "model.onnx", encoded, after.pad_id) < 1e-4
+    examples = TokenExamples(encoded, after.pad_id)
+    export_onnx(loaded, examples.collate([0, 1]), tmp_path / "model.onnx", 17)
+    assert max_output_difference(loaded, tmp_path / "model.onnx", examples) < 1e-4
 
 
 def test_post_processor_ids_are_remapped_for_bert_and_roberta_processing():

@@ -15,7 +15,7 @@ def export_tiny_onnx(checkpoint: Path, directory: Path) -> Path:
 
     directory.mkdir(parents=True, exist_ok=True)
     model = AutoModelForSequenceClassification.from_pretrained(str(checkpoint)).eval()
-    example = (np.ones((1, 8), dtype=np.int64), np.ones((1, 8), dtype=np.int64))
+    example = {"input_ids": np.ones((1, 8), dtype=np.int64), "attention_mask": np.ones((1, 8), dtype=np.int64)}
     target = export_onnx(model, example, directory / "tiny.onnx", opset=17)
     shutil.copy(checkpoint / "tokenizer.json", directory / "tokenizer.json")
     return target

@@ -12,40 +12,41 @@ from pathlib import Path
 from typing import Any
 
 from compress.core.files import make_temp_dir, sha256_file, temp_sibling, write_json_atomic
-from compress.data.tokenization import TextEncoder
 from compress.errors import StageError
+from compress.tasks import Task, get_task
 
 MODEL_FILE = "model.onnx"
 MANIFEST_FILE = "manifest.json"
+
 BUNDLE_FORMAT = 1
 
 
 def write_bundle(
     target: Path,
     onnx_path: Path,
-    encoder: TextEncoder,
+    processor: Any,
     label_names: tuple[str, ...],
     metadata: dict[str, Any],
     root: Path,
+    task: Task | None = None,
 ) -> Path:
-    """Create ``target`` (a folder strictly inside ``root``) holding the model, the tokenizer and a
-    manifest with every file's sha256; a previous bundle there is replaced."""
+    """Create ``target`` (a folder strictly inside ``root``) holding the model, the task's processor (the
+    tokenizer) and a manifest with every file's sha256; a previous bundle there is replaced."""
+    task = task or get_task()
     _check_replaceable(target, root)
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = make_temp_dir(target)
     previous = None
     try:
         shutil.copyfile(onnx_path, staging / MODEL_FILE)
-        encoder.save(staging)
+        task.save_processor(processor, staging)
         files = sorted(p.name for p in staging.iterdir() if p.is_file())
         manifest = {
             "format": BUNDLE_FORMAT,
             "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
             "model": MODEL_FILE,
-            "inputs": ["input_ids", "attention_mask"],
             "labels": list(label_names),
-            "max_length": encoder.max_length,
-            "pad_id": encoder.pad_id,
+            **task.manifest_fields(processor),
             "files": {name: {"sha256": sha256_file(staging / name), "bytes": (staging / name).stat().st_size} for name in files},
             **metadata,
         }

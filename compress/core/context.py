@@ -14,8 +14,8 @@ from rich.console import Console
 from compress.core.recipe import Recipe
 from compress.core.variant import Variant
 from compress.data.dataset import TaskData
-from compress.data.tokenization import TextEncoder
 from compress.errors import StageError
+from compress.tasks.base import Split, Task
 
 
 @dataclass
@@ -36,10 +36,16 @@ class RunContext:
     """Facts about the data found while loading it (texts truncated per split), for the report."""
 
     @cached_property
-    def task(self) -> TaskData:
-        from compress.data.sources import load_task
+    def task(self) -> Task:
+        """The run's task (text classification: recipes have no other yet)."""
+        from compress.tasks import get_task
 
-        return load_task(self.recipe.data)
+        return get_task()
+
+    @cached_property
+    def splits(self) -> TaskData:
+        """The recipe's data as the task reads it: label names and the train / dev / test splits."""
+        return self.task.load_splits(self.recipe.data)
 
     @property
     def seed(self) -> int:
@@ -49,8 +55,13 @@ class RunContext:
     def max_length(self) -> int:
         return self.recipe.model.max_length
 
-    def encoder_for(self, variant: Variant) -> TextEncoder:
-        return TextEncoder.from_dir(variant.tokenizer_dir, self.max_length)
+    def processor_for(self, variant: Variant) -> Any:
+        """The task's processor stored with ``variant`` (its tokenizer, for text)."""
+        return self.task.processor(variant.processor_dir, self.max_length)
+
+    def encoded(self, processor: Any, split: str) -> Split:
+        """The split called ``split`` (train, dev, test) encoded by ``processor``, with its labels."""
+        return self.task.split(processor, getattr(self.splits, split))
 
     def stage_dir(self, stage_id: str) -> Path:
         index = [s.id for s in self.recipe.stages].index(stage_id)

@@ -9,7 +9,6 @@ from torch import nn
 from compress.core.context import RunContext
 from compress.core.stage import TORCH, Stage
 from compress.core.variant import Variant
-from compress.data.tokenization import TextEncoder
 from compress.models.complexity import model_facts
 from compress.models.persistence import save_model
 
@@ -18,21 +17,21 @@ def save_torch_variant(
     ctx: RunContext,
     stage: Stage,
     model: nn.Module,
-    encoder: TextEncoder,
+    processor: Any,
     name: str,
     info: dict[str, Any] | None = None,
     factory: str | None = None,
 ) -> Variant:
-    """Save ``model`` and its tokenizer under the stage's directory and return it as an FP32 torch variant."""
+    """Save ``model`` and the task's ``processor`` under the stage's directory; return an FP32 torch variant."""
     directory = ctx.stage_dir(stage.id) / "model"
     save_model(model, directory, factory=factory)
-    encoder.save(directory)
+    ctx.task.save_processor(processor, directory)
     variant = Variant(
         name=name,
         runtime=TORCH,
         precision="fp32",
         path=directory,
-        tokenizer_dir=directory,
+        processor_dir=directory,
         stage=stage.id,
         info={**model_facts(model), **(info or {})},
     )

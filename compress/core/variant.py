@@ -13,6 +13,11 @@ ONNX = "onnxruntime"
 """The two artifact formats a variant can be: a compress model directory, an ONNX file."""
 
 
+PROCESSOR_KEY = "processor_dir"
+LEGACY_PROCESSOR_KEY = "tokenizer_dir"
+"""What state.json called the processor directory before tasks had processors (still read)."""
+
+
 @dataclass
 class Variant:
     name: str
@@ -22,8 +27,8 @@ class Variant:
     """``fp32``, ``int8`` ..."""
     path: Path
     """A compress model directory (torch) or a ``.onnx`` file."""
-    tokenizer_dir: Path
-    """Directory holding ``tokenizer.json`` for this variant."""
+    processor_dir: Path
+    """Directory holding this variant's processor (``tokenizer.json`` for text), which the task loads."""
     stage: str
     """Id of the stage that made it."""
     info: dict[str, Any] = field(default_factory=dict)
@@ -67,7 +72,7 @@ class Variant:
             "runtime": self.runtime,
             "precision": self.precision,
             "path": str(self.path),
-            "tokenizer_dir": str(self.tokenizer_dir),
+            "processor_dir": str(self.processor_dir),
             "stage": self.stage,
             "info": self.info,
         }
@@ -79,7 +84,7 @@ class Variant:
             runtime=record["runtime"],
             precision=record["precision"],
             path=Path(record["path"]),
-            tokenizer_dir=Path(record["tokenizer_dir"]),
+            processor_dir=Path(record[PROCESSOR_KEY if PROCESSOR_KEY in record else LEGACY_PROCESSOR_KEY]),
             stage=record["stage"],
             info=dict(record.get("info", {})),
         )

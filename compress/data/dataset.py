@@ -21,6 +21,11 @@ class TextDataset:
     def __len__(self) -> int:
         return len(self.texts)
 
+    @property
+    def inputs(self) -> tuple[str, ...]:
+        """The raw model inputs of the split (its texts), as the task encodes them."""
+        return self.texts
+
     def take(self, n: int) -> TextDataset:
         return TextDataset(self.texts[:n], self.labels[:n])
 

@@ -31,6 +31,10 @@ class TextEncoder:
     def from_dir(cls, directory: str | Path, max_length: int) -> TextEncoder:
         return cls(load_tokenizer(directory), max_length)
 
+    def with_tokenizer(self, tokenizer: Tokenizer) -> TextEncoder:
+        """The same truncation length over another tokenizer (e.g. a vocabulary-pruned one)."""
+        return TextEncoder(tokenizer, self.max_length)
+
     @property
     def vocab_size(self) -> int:
         return self.tokenizer.get_vocab_size()

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,10 +25,11 @@ import torch
 from torch import nn
 
 from compress.core.files import atomic_path
-from compress.data.batching import in_input_order, iterate_batches, lengths_of
+from compress.data.batching import in_input_order
 from compress.distillation.estimate import estimate_teacher_cache
-from compress.training.checkpoints import TEACHER_CACHE_FILE, examples_digest, state_digest
-from compress.training.loop import autocast
+from compress.tasks.base import Examples, iterate_inputs
+from compress.training.checkpoints import TEACHER_CACHE_FILE, state_digest
+from compress.training.loop import as_tensors, autocast
 
 CACHE_FORMAT = 1
 """Bumped whenever what the cache holds, or how it is computed, changes: older files are recomputed."""
@@ -62,29 +63,24 @@ class TeacherCache:
 @torch.inference_mode()
 def cache_teacher(
     teacher: nn.Module,
-    encoded: Sequence[Sequence[int]],
-    pad_id: int,
+    examples: Examples,
     indices: set[int],
     batch_size: int = 128,
     precision: str = "fp32",
     log: Callable[[str], object] | None = None,
 ) -> TeacherCache:
-    """Run the teacher once over ``encoded`` (in length order, for little padding); keep logits and the requested
-    hidden states in the order of ``encoded``. ``log`` first gets an estimate of how long this will take."""
+    """Run the teacher once over ``examples`` (in size order, for little padding); keep logits and the requested
+    hidden states in the order of ``examples``. ``log`` first gets an estimate of how long this will take."""
     teacher.eval()
     if log is not None:
-        log(estimate_teacher_cache(teacher, encoded, pad_id, indices, batch_size, precision).line(precision))
-    lengths = lengths_of(encoded)
+        log(estimate_teacher_cache(teacher, examples, indices, batch_size, precision).line(precision))
+    lengths = examples.sizes()
     offsets = np.concatenate([[0], np.cumsum(lengths)])
     order, logits = [], []
     hidden = {i: torch.empty(int(offsets[-1]), teacher.config.hidden_size, dtype=torch.float16) for i in indices}
-    for index, ids, mask in iterate_batches(encoded, batch_size, pad_id):
+    for index, inputs in iterate_inputs(examples, batch_size):
         with autocast(precision):
-            output = teacher(
-                input_ids=torch.from_numpy(ids),
-                attention_mask=torch.from_numpy(mask),
-                output_hidden_states=bool(indices),
-            )
+            output = teacher(**as_tensors(inputs), output_hidden_states=bool(indices))
         order.append(index)
         logits.append(output.logits.float().numpy())
         for i, flat in hidden.items():
@@ -95,11 +91,11 @@ def cache_teacher(
 
 
 def cache_fingerprint(
-    teacher: nn.Module, encoded: Sequence[Sequence[int]], indices: set[int], batch_size: int, precision: str
+    teacher: nn.Module, examples: Examples, indices: set[int], batch_size: int, precision: str
 ) -> str:
-    """What a saved cache must match to be reused: teacher weights, the encoded texts, indices, batching, precision."""
+    """What a saved cache must match to be reused: teacher weights, the examples, indices, batching, precision."""
     blob = json.dumps(
-        [CACHE_FORMAT, state_digest(teacher), examples_digest(encoded), sorted(indices), batch_size, precision]
+        [CACHE_FORMAT, state_digest(teacher), examples.digest(), sorted(indices), batch_size, precision]
     )
     return hashlib.sha256(blob.encode()).hexdigest()
 
@@ -133,8 +129,7 @@ def load_teacher_cache(path: str | Path, fingerprint: str) -> TeacherCache | Non
 
 def stored_teacher_cache(
     teacher: nn.Module,
-    encoded: Sequence[Sequence[int]],
-    pad_id: int,
+    examples: Examples,
     indices: set[int],
     directory: str | Path | None,
     batch_size: int = 128,
@@ -143,12 +138,12 @@ def stored_teacher_cache(
 ) -> tuple[TeacherCache, bool]:
     """:func:`cache_teacher`, reusing (or saving) the cache in ``directory``; also says whether it was reused."""
     if directory is None:
-        return cache_teacher(teacher, encoded, pad_id, indices, batch_size, precision, log), False
+        return cache_teacher(teacher, examples, indices, batch_size, precision, log), False
     path = Path(directory) / TEACHER_CACHE_FILE
-    fingerprint = cache_fingerprint(teacher, encoded, indices, batch_size, precision)
+    fingerprint = cache_fingerprint(teacher, examples, indices, batch_size, precision)
     saved = load_teacher_cache(path, fingerprint)
     if saved is not None:
         return saved, True
-    cache = cache_teacher(teacher, encoded, pad_id, indices, batch_size, precision, log)
+    cache = cache_teacher(teacher, examples, indices, batch_size, precision, log)
     save_teacher_cache(cache, path, fingerprint)
     return cache, False

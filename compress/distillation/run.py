@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Sequence
 from contextlib import contextmanager
@@ -13,9 +14,8 @@ import torch
 from rich.console import Console
 from torch import nn
 
-from compress.data.batching import num_batches, pad_batch
+from compress.data.batching import num_batches
 from compress.data.dataset import TaskData
-from compress.data.tokenization import TextEncoder
 from compress.data.transfer import transfer_texts
 from compress.distillation.annealing import HeadAnnealing, annealing_heads
 from compress.distillation.augment import augment_ids, embedding_neighbours, train_token_pool
@@ -26,14 +26,13 @@ from compress.distillation.student import StudentInit, StudentSpec, build_studen
 from compress.distillation.trainer import DistillationModel, distillation_loss_fn
 from compress.errors import StageError
 from compress.models.families.base import family_for
+from compress.tasks.base import Examples, Split, Task
 from compress.training.checkpoints import state_digest
-from compress.training.loop import train_classifier
+from compress.training.loop import as_tensors, train_classifier
 from compress.training.precision import decide_precision
 
 MERGE_SAMPLE = 64
 """Train texts used to fit the merged heads' scale."""
-
-Split = tuple[Sequence[Sequence[int]], Sequence[int]]
 
 
 @dataclass
@@ -106,15 +105,17 @@ def augmented_copies(
     )
 
 
-def encoded_transfer(config: TransferConfig, task: TaskData, encoder: TextEncoder, seed: int) -> list[list[int]]:
+def encoded_transfer(
+    config: TransferConfig, splits: TaskData, task: Task, processor, seed: int
+) -> Examples | None:
     """The recipe's transfer texts (none of them overlapping dev or test), encoded for the teacher."""
     if config.corpus is None:
-        return []
-    held_out = [*task.dev.texts, *task.test.texts]
+        return None
+    held_out = [*splits.dev.inputs, *splits.test.inputs]
     texts = transfer_texts(
         config.corpus, config.texts, held_out, seed, config.sentences, config.min_words, config.max_words
     )
-    return encoder.encode(texts)
+    return task.encode(processor, texts)
 
 
 @contextmanager
@@ -139,16 +140,17 @@ def distill(
     teacher: nn.Module,
     train: Split,
     dev: Split,
-    pad_id: int,
     special_ids: set[int],
     mask_id: int | None,
     config: DistillConfig,
     seed: int,
     console: Console,
-    transfer: Sequence[Sequence[int]] = (),
+    transfer: Examples | None = None,
     work_dir: str | Path | None = None,
 ) -> DistillResult:
-    """``transfer``: encoded unlabelled texts, labelled by the teacher like the augmented copies.
+    """``train`` and ``dev``: the task's encoded examples with labels (augmentation perturbs token ids, so
+    it needs token examples). ``transfer``: encoded unlabelled texts, labelled by the teacher like the
+    augmented copies.
 
     ``work_dir`` (the stage directory) keeps the teacher cache and a checkpoint after every epoch, so an
     interrupted call resumes: the cache is reused when it matches, training continues after the last saved
@@ -156,41 +158,39 @@ def distill(
     """
     started = time.perf_counter()
     teacher.eval()
-    train_ids, train_labels = list(train[0]), list(train[1])
+    train_examples, train_labels = train[0], list(train[1])
     if config.max_train_examples:
-        train_ids, train_labels = (
-            train_ids[: config.max_train_examples],
-            train_labels[: config.max_train_examples],
-        )
+        train_examples = train_examples.head(config.max_train_examples)
+        train_labels = train_labels[: config.max_train_examples]
     torch.manual_seed(seed)
-    sample = tuple(torch.from_numpy(a) for a in pad_batch(train_ids[:MERGE_SAMPLE], pad_id))
+    sample = as_tensors(train_examples.collate(range(min(MERGE_SAMPLE, len(train_examples)))))
     student, init = build_student(teacher, student_spec(config), sample)
     losses = build_losses(config, teacher, student, init)
     aug = config.augment
-    augmented = augmented_copies(teacher, train_ids, aug, mask_id, special_ids, seed) if aug.copies else []
-    extra = augmented + [list(ids) for ids in transfer]
+    augmented_ids = augmented_copies(teacher, train_examples.ids, aug, mask_id, special_ids, seed) if aug.copies else []
+    augmented = dataclasses.replace(train_examples, ids=augmented_ids)
+    every = train_examples.concat(augmented)
+    if transfer is not None:
+        every = every.concat(transfer)
+    transfer_count = len(transfer) if transfer is not None else 0
     indices = set().union(*(loss.teacher_indices() for loss in losses.values()))
     decision = decide_precision(config.precision, console)
     precision = decision.precision
-    cache, reused = stored_teacher_cache(
-        teacher, train_ids + extra, pad_id, indices, work_dir, precision=precision, log=console.print
-    )
-    teacher_labels = cache.logits[len(train_ids) :].argmax(-1).tolist()
+    cache, reused = stored_teacher_cache(teacher, every, indices, work_dir, precision=precision, log=console.print)
+    teacher_labels = cache.logits[len(train_examples) :].argmax(-1).tolist()
     cached_at = time.perf_counter()
     console.print(
-        f"    teacher {'cache reused' if reused else 'cached'} for {len(train_ids) + len(extra)} examples "
-        f"({len(augmented)} augmented, {len(transfer)} transfer texts): "
+        f"    teacher {'cache reused' if reused else 'cached'} for {len(every)} examples "
+        f"({len(augmented)} augmented, {transfer_count} transfer texts): "
         f"{cache.nbytes / 1e6:.1f} MB in {cached_at - started:.0f} s ({precision})"
     )
     model = DistillationModel(student, losses, config.losses)
     model.cache = cache
-    examples = len(train_ids) + len(extra)
-    with head_annealing(student, teacher, init, config, examples) as model.annealing:
+    with head_annealing(student, teacher, init, config, len(every)) as model.annealing:
         result = train_classifier(
             model,
-            (train_ids + extra, train_labels + teacher_labels),
+            (every, train_labels + teacher_labels),
             dev,
-            pad_id,
             config.model_copy(update={"max_train_examples": None}),
             seed,
             console,
@@ -220,10 +220,10 @@ def distill(
                 "hidden": teacher.config.hidden_size,
             },
             "augment": aug.model_dump(),
-            "train_examples": len(train_ids),
+            "train_examples": len(train_examples),
             "augmented_examples": len(augmented),
             "transfer": config.transfer.model_dump(),
-            "transfer_examples": len(transfer),
+            "transfer_examples": transfer_count,
             "teacher_cache_mb": round(cache.nbytes / 1e6, 1),
             "teacher_cache_seconds": round(cached_at - started, 1),
             "teacher_cache_reused": reused,

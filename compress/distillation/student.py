@@ -97,9 +97,9 @@ def student_config(teacher: nn.Module, spec: StudentSpec):
 
 
 def build_student(
-    teacher: nn.Module, spec: StudentSpec, sample: tuple[torch.Tensor, torch.Tensor] | None = None
+    teacher: nn.Module, spec: StudentSpec, sample: dict[str, torch.Tensor] | None = None
 ) -> tuple[nn.Module, StudentInit]:
-    """A fresh student; ``sample`` (input_ids, attention_mask) is needed for ``merge_scale='auto'``."""
+    """A fresh student; ``sample`` (a batch of named inputs) is needed for ``merge_scale='auto'``."""
     config = student_config(teacher, spec)
     family = require(teacher, "distill")
     _check_teacher_layout(family, teacher)
@@ -209,12 +209,12 @@ def _fit_merge_scales(
     student: nn.Module,
     chosen: list[int],
     group: float,
-    sample: tuple[torch.Tensor, torch.Tensor],
+    sample: dict[str, torch.Tensor],
 ) -> list[float]:
     """Per layer, the ``c`` whose merged layer reproduces the teacher layer's output on ``sample`` (MSE)."""
-    ids, mask = sample
+    mask = sample["attention_mask"]
     teacher.eval()
-    hidden = teacher(input_ids=ids, attention_mask=mask, output_hidden_states=True).hidden_states
+    hidden = teacher(**sample, output_hidden_states=True).hidden_states
     additive = (1.0 - mask[:, None, None, :].float()) * torch.finfo(torch.float32).min
     valid = mask.bool()
     candidates = torch.logspace(math.log10(1.0 / group), 0.0, MERGE_GRID).tolist()

@@ -18,7 +18,7 @@ from compress.models.families.base import family_for
 class DistillationModel(nn.Module):
     """The student plus the losses' own parameters (projections), trained together as one module.
 
-    ``forward(input_ids, attention_mask)`` returns the student's logits (so dev evaluation and export
+    ``forward(**inputs)`` returns the student's logits (so dev evaluation and export
     see a plain classifier); with ``labels`` and ``index`` it returns the weighted distillation loss. Going
     through ``forward`` for the loss keeps ``DistributedDataParallel`` wrapping correct.
     """
@@ -47,17 +47,15 @@ class DistillationModel(nn.Module):
         if self.annealing is not None:
             self.annealing.step = int(state["annealing_step"])
 
-    def forward(self, input_ids, attention_mask, labels=None, index=None):
+    def forward(self, labels=None, index=None, **inputs):
         if labels is None:
-            return self.student(input_ids=input_ids, attention_mask=attention_mask).logits
+            return self.student(**inputs).logits
         if self.annealing is not None and self.training:
             self.annealing.advance()
         with self._capture_projections() as projections:
-            output = self.student(
-                input_ids=input_ids, attention_mask=attention_mask, output_hidden_states=self._needs_hidden
-            )
+            output = self.student(**inputs, output_hidden_states=self._needs_hidden)
         student = StudentOutputs(output.logits, output.hidden_states or (), projections)
-        teacher = self._targets(index, attention_mask)
+        teacher = self._targets(index, inputs["attention_mask"])
         total = sum(self.weights[name] * loss(student, teacher, labels) for name, loss in self.losses.items())
         return total
 
@@ -93,6 +91,6 @@ def _store(slot: dict[str, torch.Tensor], name: str):
     return hook
 
 
-def distillation_loss_fn(model: nn.Module, ids, mask, labels, index) -> torch.Tensor:
+def distillation_loss_fn(model: nn.Module, inputs, labels, index) -> torch.Tensor:
     """The ``train_classifier`` loss: ``model`` is a :class:`DistillationModel` (or its DDP wrapper)."""
-    return model(input_ids=ids, attention_mask=mask, labels=labels, index=index)
+    return model(**inputs, labels=labels, index=index)

@@ -6,7 +6,6 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Annotated, Any, Literal
 
-import numpy as np
 from pydantic import Field, field_validator
 from rich.console import Console
 
@@ -15,9 +14,8 @@ from compress.core.progress import progress_bar, step
 from compress.core.requirements import cuda_available
 from compress.core.variant import Variant
 from compress.data.dataset import TextDataset
-from compress.data.tokenization import TextEncoder
 from compress.evaluation.accuracy import accuracy, predict_logits
-from compress.evaluation.latency import LatencyStats, TimedSetting, measure_settings, percentile
+from compress.evaluation.latency import LatencyStats, TimedSetting, measure_settings
 from compress.evaluation.setting import Setting
 from compress.runtimes import (
     DEFAULT_RUNTIMES,
@@ -28,6 +26,7 @@ from compress.runtimes import (
     open_runtime,
     runtime_names,
 )
+from compress.tasks import get_task
 
 PositiveInt = Annotated[int, Field(ge=1)]
 
@@ -137,19 +136,9 @@ class MeasuredRow:
         return row
 
 
-def token_length_p95(encoder: TextEncoder, texts: Sequence[str]) -> int:
-    lengths = [len(ids) for ids in encoder.encode(texts)]
-    return int(round(percentile(lengths, 95)))
-
-
-def latency_inputs(tokenizer_dir, texts: Sequence[str], batch: int, seq: int) -> Inputs:
-    """A batch of real text tokens exactly ``seq`` long (texts joined, [CLS] ... [SEP] kept), as named inputs."""
-    ids = TextEncoder.from_dir(tokenizer_dir, seq).encode([" ".join(texts[:200])])[0]
-    body = ids[1:-1] or [ids[0]]
-    fill = (body * (seq // len(body) + 1))[: max(0, seq - 2)]
-    row = ([ids[0]] + fill + [ids[-1]])[:seq]
-    input_ids = np.tile(np.asarray(row, dtype=np.int64), (batch, 1))
-    return {"input_ids": input_ids, "attention_mask": np.ones_like(input_ids)}
+def latency_inputs(processor_dir, texts: Sequence[str], batch: int, seq: int) -> Inputs:
+    """The task's dummy inputs: a batch of real text tokens exactly ``seq`` long, as named inputs."""
+    return get_task().dummy_inputs(processor_dir, batch, seq, texts)
 
 
 def measure_accuracy(
@@ -159,11 +148,10 @@ def measure_accuracy(
     results: dict[str, AccuracyResult] = {}
     reference = None
     for variant in variants:
-        encoder = TextEncoder.from_dir(variant.tokenizer_dir, max_length)
+        task = get_task()
+        examples = task.encode(task.processor(variant.processor_dir, max_length), test.inputs)
         predictor = open_predictor(variant, "cpu", threads)
-        logits = predict_logits(
-            predictor, encoder.encode(test.texts), encoder.pad_id, 64, console, f"accuracy {variant.name}"
-        )
+        logits = predict_logits(predictor, examples, 64, console, f"accuracy {variant.name}")
         predictions = logits.argmax(-1)
         reference = predictions if reference is None else reference
         results[variant.name] = AccuracyResult(
@@ -256,7 +244,7 @@ def measure_latency(
         predictors = _open_rows(variants, settings, device, rows, notes)
         for variant in variants:
             for runtime in settings.runtimes:
-                tokenizers[row_name(variant, runtime)] = variant.tokenizer_dir
+                tokenizers[row_name(variant, runtime)] = variant.processor_dir
         timed = _timed_settings(predictors, tokenizers, settings, texts, p95_tokens, device, notes)
         if timed:
             label = f"latency {device} ({len(timed)} settings, {settings.blocks} alternating blocks)"
@@ -329,8 +317,9 @@ def evaluate_variants(
     import torch
 
     torch.set_num_threads(settings.threads)
-    first_encoder = TextEncoder.from_dir(variants[0].tokenizer_dir, max_length)
-    p95 = token_length_p95(first_encoder, test.texts) if test is not None else None
+    task = get_task()
+    first = task.processor(variants[0].processor_dir, max_length)
+    p95 = task.token_length_p95(first, test.inputs) if test is not None else None
     accuracy_results = measure_accuracy(variants, test, max_length, console, settings.threads) if test else {}
     rows, notes = measure_latency(variants, settings, latency_texts, p95, console)
     busy = busy_machine_note()

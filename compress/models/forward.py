@@ -1,14 +1,16 @@
-"""One calling convention for every classifier: ``(input_ids, attention_mask) -> logits``."""
+"""One calling convention for every classifier: named inputs (as the task collates them) -> logits."""
 
 from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
 
 import torch
 from torch import nn
 
 
-def classifier_logits(module: nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-    """Run a Hugging Face classifier or a custom module and return its logits tensor."""
-    return output_logits(module(input_ids=input_ids, attention_mask=attention_mask))
+def classifier_logits(module: nn.Module, inputs: Mapping[str, torch.Tensor]) -> torch.Tensor:
+    """Run a Hugging Face classifier or a custom module on named inputs and return its logits tensor."""
+    return output_logits(module(**inputs))
 
 
 def output_logits(output) -> torch.Tensor:
@@ -21,11 +23,17 @@ def output_logits(output) -> torch.Tensor:
 
 
 class LogitsOnly(nn.Module):
-    """Wraps a classifier so tracing/export sees two tensor inputs and one tensor output."""
+    """Wraps a classifier so tracing/export sees positional tensor inputs (the task's input names, in order)
+    and one tensor output."""
 
-    def __init__(self, module: nn.Module) -> None:
+    def __init__(self, module: nn.Module, input_names: Sequence[str] | None = None) -> None:
         super().__init__()
         self.module = module
+        if input_names is None:
+            from compress.tasks import get_task
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        return classifier_logits(self.module, input_ids, attention_mask)
+            input_names = get_task().input_names
+        self.input_names = tuple(input_names)
+
+    def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
+        return classifier_logits(self.module, dict(zip(self.input_names, inputs, strict=True)))

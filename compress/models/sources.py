@@ -30,7 +30,8 @@ EMBEDDED_PACKAGES = (
 @dataclass
 class LoadedModel:
     module: nn.Module
-    tokenizer_dir: Path
+    processor_dir: Path
+    """Where the task finds the model's processor (its tokenizer): the checkpoint or ``model.tokenizer``."""
     factory: str | None = None
 
 
@@ -107,8 +108,8 @@ def _load_hf(location: Path | str, label_names: tuple[str, ...], config: ModelCo
         )
     except Exception as error:
         raise ModelLoadError(f"{location}: cannot load the model weights ({error})") from None
-    tokenizer_dir = Path(config.tokenizer) if config.tokenizer else Path(str(location))
-    return LoadedModel(module.eval(), tokenizer_dir)
+    processor_dir = Path(config.tokenizer) if config.tokenizer else Path(str(location))
+    return LoadedModel(module.eval(), processor_dir)
 
 
 def _load_trusted_pickle(path: Path, label_names: tuple[str, ...], config: ModelConfig) -> LoadedModel:
@@ -121,20 +122,22 @@ def _load_trusted_pickle(path: Path, label_names: tuple[str, ...], config: Model
         loaded = _load_hf(trusted_safetensors_copy(path, staging / "model"), label_names, config)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    loaded.tokenizer_dir = Path(config.tokenizer) if config.tokenizer else path
+    loaded.processor_dir = Path(config.tokenizer) if config.tokenizer else path
     return loaded
 
 
-def check_model_output(module: nn.Module, encoder: Any, label_names: tuple[str, ...], source: str) -> None:
-    """Run the model once on real token ids: it must work with its tokenizer and have one logit per label."""
+def check_model_output(
+    module: nn.Module, inputs: dict[str, Any], label_names: tuple[str, ...], source: str
+) -> None:
+    """Run the model once on real inputs from its processor (``inputs``, numpy arrays): it must work with its
+    tokenizer and have one logit per label."""
     import torch
 
     from compress.models.forward import classifier_logits
 
-    ids = torch.tensor(encoder.encode(["a short check text"]), dtype=torch.long)
     try:
         with torch.inference_mode():
-            logits = classifier_logits(module.eval(), ids, torch.ones_like(ids))
+            logits = classifier_logits(module.eval(), {name: torch.from_numpy(a) for name, a in inputs.items()})
     except Exception as error:  # a mismatch shows up as IndexError/RuntimeError deep inside the model
         raise ModelLoadError(
             f"model.source {source!r}: the model cannot run on token ids from its tokenizer "

@@ -25,7 +25,7 @@ PROGRAM_FILE = "model.pt2"
 
 
 class ExportedClassifier(nn.Module):
-    """``(input_ids, attention_mask) -> logits`` over an exported graph, optionally ``torch.compile``d.
+    """Named inputs -> logits over an exported graph, optionally ``torch.compile``d.
 
     Exported graphs take positional inputs and refuse ``.train()/.eval()``; this adapter accepts the
     keyword call every predictor makes and keeps mode switches away from the graph. With ``compile``,
@@ -38,13 +38,15 @@ class ExportedClassifier(nn.Module):
         self.graph = graph
         self.compiled = torch.compile(graph, dynamic=True) if compile else None
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    def forward(self, **inputs: torch.Tensor) -> torch.Tensor:
+        """Named inputs (in the task's order, as collated) passed on positionally, as the graph takes them."""
+        args = tuple(inputs.values())
         if self.compiled is None:
-            return self.graph(input_ids, attention_mask)
+            return self.graph(*args)
         from torch._inductor import config
 
         with config.patch(freezing=True):
-            return self.compiled(input_ids, attention_mask)
+            return self.compiled(*args)
 
     def train(self, mode: bool = True) -> ExportedClassifier:
         return self

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import onnx
@@ -11,17 +12,17 @@ import torch
 from torch import nn
 
 from compress.core.files import atomic_path
-from compress.data.batching import pad_batch
 from compress.errors import StageError
-from compress.runtimes import OnnxPredictor, TorchPredictor
 from compress.models.forward import LogitsOnly
+from compress.runtimes import OnnxPredictor, TorchPredictor
 
-INPUT_NAMES = ["input_ids", "attention_mask"]
-DYNAMIC_AXES = {
-    "input_ids": {0: "batch", 1: "sequence"},
-    "attention_mask": {0: "batch", 1: "sequence"},
-    "logits": {0: "batch"},
-}
+if TYPE_CHECKING:
+    from compress.tasks.base import Examples
+
+
+def dynamic_axes(input_names: list[str]) -> dict[str, dict[int, str]]:
+    """Batch and sequence axes of every input dynamic, the batch axis of the logits."""
+    return {**{name: {0: "batch", 1: "sequence"} for name in input_names}, "logits": {0: "batch"}}
 
 
 def use_eager_attention(model: nn.Module) -> None:
@@ -37,19 +38,21 @@ def use_eager_attention(model: nn.Module) -> None:
         config._attn_implementation = "eager"
 
 
-def export_onnx(model: nn.Module, example: tuple[np.ndarray, np.ndarray], target: Path, opset: int) -> Path:
-    """Export ``model`` to a single ONNX file at ``target`` (written atomically)."""
+def export_onnx(model: nn.Module, example: Mapping[str, np.ndarray], target: Path, opset: int) -> Path:
+    """Export ``model`` to a single ONNX file at ``target`` (written atomically). ``example`` is a batch of
+    the task's named inputs: the graph's inputs get their names, in their order."""
     use_eager_attention(model)
-    wrapper = LogitsOnly(model).eval()
-    args = tuple(torch.from_numpy(a) for a in example)
+    names = list(example)
+    wrapper = LogitsOnly(model, names).eval()
+    args = tuple(torch.from_numpy(example[name]) for name in names)
     with atomic_path(target) as tmp, torch.inference_mode():
         torch.onnx.export(
             wrapper,
             args,
             str(tmp),
-            input_names=INPUT_NAMES,
+            input_names=names,
             output_names=["logits"],
-            dynamic_axes=DYNAMIC_AXES,
+            dynamic_axes=dynamic_axes(names),
             opset_version=opset,
             do_constant_folding=True,
             dynamo=False,
@@ -58,15 +61,12 @@ def export_onnx(model: nn.Module, example: tuple[np.ndarray, np.ndarray], target
     return target
 
 
-def max_output_difference(
-    model: nn.Module, onnx_path: Path, encoded: Sequence[Sequence[int]], pad_id: int, batch_size: int = 16
-) -> float:
-    """Largest absolute logit difference between torch and ONNX Runtime over the given texts."""
+def max_output_difference(model: nn.Module, onnx_path: Path, examples: Examples, batch_size: int = 16) -> float:
+    """Largest absolute logit difference between torch and ONNX Runtime over the given examples."""
     torch_predictor, onnx_predictor = TorchPredictor(model), OnnxPredictor(onnx_path)
     worst = 0.0
-    for start in range(0, len(encoded), batch_size):
-        ids, mask = pad_batch(encoded[start : start + batch_size], pad_id)
-        inputs = {"input_ids": ids, "attention_mask": mask}
+    for start in range(0, len(examples), batch_size):
+        inputs = examples.collate(range(start, min(start + batch_size, len(examples))))
         diff = np.abs(torch_predictor.run(inputs) - onnx_predictor.run(inputs)).max()
         worst = max(worst, float(diff))
     return worst

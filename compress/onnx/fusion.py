@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import onnx
@@ -13,8 +13,10 @@ from pydantic import Field
 
 from compress.core.files import atomic_path
 from compress.core.options import Options
-from compress.data.batching import pad_batch
 from compress.runtimes import Inputs, OnnxPredictor
+
+if TYPE_CHECKING:
+    from compress.tasks.base import Examples
 
 
 class FusionOptions(Options):
@@ -34,20 +36,26 @@ class FusionOptions(Options):
     optimize_tolerance: float = Field(1e-3, gt=0, description="Largest |logit diff| allowed for the fused graph.")
 
 
-def fuse_checked(source: Path, stage_dir: Path, encoder, ctx, tolerance: float) -> tuple[Path, dict[str, Any]]:
-    """Fuse ``source`` into ``stage_dir/fused.onnx`` and check it on three batches of test texts.
+def fuse_checked(
+    source: Path, stage_dir: Path, batches: Sequence[Inputs], tolerance: float, log: Callable[[str], object]
+) -> tuple[Path, dict[str, Any]]:
+    """Fuse ``source`` into ``stage_dir/fused.onnx`` and check it on ``batches`` (the task's inputs for a
+    few test examples, e.g. :func:`check_batches`).
 
     Returns the path to use (the fused graph, or ``source`` when fusion did not apply) and the fusion info.
     """
-    padded = [pad_batch(encoder.encode(ctx.task.test.texts[i : i + 16]), encoder.pad_id) for i in (0, 16, 32)]
-    batches = [{"input_ids": ids, "attention_mask": mask} for ids, mask in padded]
     fused = fuse_transformer(source, stage_dir / "fused.onnx", batches, tolerance)
-    ctx.console.print(
+    log(
         f"    fusion: {fused['fused_operators'] or 'nothing fused'}; "
         f"max |logit diff| {fused['max_abs_logit_diff']:.2e}"
         + ("" if fused["used"] else f"; kept the unfused graph ({fused['reason']})")
     )
     return (stage_dir / "fused.onnx" if fused["used"] else source), fused
+
+
+def check_batches(examples: Examples) -> list[Inputs]:
+    """Three batches of 16 examples (0-15, 16-31, 32-47) to compare a fused graph with the unfused one."""
+    return [examples.collate(range(start, min(start + 16, len(examples)))) for start in (0, 16, 32)]
 
 
 def fuse_transformer(

@@ -7,34 +7,31 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import torch
+from rich.console import Console
 from torch import nn
 
-from compress.data.batching import pad_batch
+from compress.tasks.base import Examples, Split
 from compress.training.checkpoints import state_digest
 from compress.training.kd import logits_kd_loss_fn, teacher_logits
-from compress.training.loop import TrainResult, cross_entropy_loss, train_classifier
+from compress.training.loop import TrainResult, as_tensors, cross_entropy_loss, train_classifier
 
 if TYPE_CHECKING:
-    from compress.core.context import RunContext
-    from compress.data.tokenization import TextEncoder
     from compress.pruning.spec import RecoverConfig
 
 
-def example_inputs(encoded: Sequence[Sequence[int]], pad_id: int) -> dict[str, torch.Tensor]:
+def example_inputs(examples: Examples) -> dict[str, torch.Tensor]:
     """Two real examples, for tracing the dependency graph."""
-    ids, mask = pad_batch(list(encoded[:2]), pad_id)
-    return {"input_ids": torch.from_numpy(ids), "attention_mask": torch.from_numpy(mask)}
+    return as_tensors(examples.collate(range(min(2, len(examples)))))
 
 
 def calibration_batches(
-    encoded: Sequence[Sequence[int]], labels: Sequence[int], pad_id: int, batch_size: int, batches: int
-) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+    examples: Examples, labels: Sequence[int], batch_size: int, batches: int
+) -> list[tuple[dict[str, torch.Tensor], torch.Tensor]]:
     """The first ``batches`` train batches (the split is already shuffled), for Taylor importance."""
     out = []
-    for start in range(0, min(len(encoded), batch_size * batches), batch_size):
-        ids, mask = pad_batch(list(encoded[start : start + batch_size]), pad_id)
-        chunk = torch.tensor(list(labels[start : start + batch_size]), dtype=torch.long)
-        out.append((torch.from_numpy(ids), torch.from_numpy(mask), chunk))
+    for start in range(0, min(len(examples), batch_size * batches), batch_size):
+        chunk = range(start, min(start + batch_size, len(examples)))
+        out.append((as_tensors(examples.collate(chunk)), torch.tensor([labels[i] for i in chunk], dtype=torch.long)))
     return out
 
 
@@ -42,9 +39,10 @@ def recover(
     model: nn.Module,
     unpruned: nn.Module,
     config: RecoverConfig,
-    ctx: RunContext,
-    encoder: TextEncoder,
-    train_ids: Sequence[Sequence[int]],
+    train: Split,
+    dev: Split,
+    seed: int,
+    console: Console,
     checkpoint_dir: str | Path | None = None,
 ) -> TrainResult | None:
     """Fine-tune the pruned ``model`` in place, optionally distilling from the ``unpruned`` one's logits.
@@ -55,28 +53,22 @@ def recover(
     """
     if config.epochs == 0:
         return None
-    task = ctx.task
-    train = (train_ids, task.train.labels)
-    dev = (encoder.encode(task.dev.texts), task.dev.labels)
     loss_fn, resume_key = cross_entropy_loss, ""
     if config.distill_from_unpruned:
         resume_key = state_digest(unpruned) if checkpoint_dir else ""
-        cached = teacher_logits(unpruned, train_ids, encoder.pad_id)
+        cached = teacher_logits(unpruned, train[0])
         loss_fn = logits_kd_loss_fn(cached, config.temperature, config.hard_label_weight)
     result = train_classifier(
         model,
         train,
         dev,
-        encoder.pad_id,
         config,
-        ctx.seed,
-        ctx.console,
+        seed,
+        console,
         loss_fn=loss_fn,
         description="recover",
         checkpoint_dir=checkpoint_dir,
         resume_key=resume_key,
     )
-    ctx.console.print(
-        f"    recovered: best dev accuracy {result.best_dev_accuracy:.4f} (epoch {result.best_epoch})"
-    )
+    console.print(f"    recovered: best dev accuracy {result.best_dev_accuracy:.4f} (epoch {result.best_epoch})")
     return result

@@ -29,8 +29,8 @@ from compress.models.forward import classifier_logits
 from compress.pruning.selection import evenly_kept_layers, lowest, removal_counts
 from compress.pruning.spec import PruningSpec
 
-Batch = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
-"""(input_ids, attention_mask, labels)."""
+Batch = tuple[dict[str, torch.Tensor], torch.Tensor]
+"""(named model inputs, labels)."""
 
 
 def shape_summary(model: nn.Module) -> dict[str, Any]:
@@ -103,8 +103,8 @@ def _importance(name: str):
 def _accumulate_gradients(model: nn.Module, batches: Iterable[Batch]) -> None:
     """Gradients of the task loss on a few train batches (dropout off), for Taylor importance."""
     model.zero_grad(set_to_none=True)
-    for ids, mask, labels in batches:
-        nn.functional.cross_entropy(classifier_logits(model, ids, mask), labels).backward()
+    for inputs, labels in batches:
+        nn.functional.cross_entropy(classifier_logits(model, inputs), labels).backward()
 
 
 def _out_channel_group(graph: tp.DependencyGraph, root: nn.Module, idxs: list[int]):

@@ -10,9 +10,8 @@ from typing import Any
 
 import numpy as np
 
-from compress.data.batching import pad_batch
-from compress.data.tokenization import TextEncoder
 from compress.errors import StageError
+from compress.tasks.base import Examples
 
 
 def calibration_texts(texts: Sequence[str], samples: int, seed: int) -> list[str]:
@@ -24,26 +23,23 @@ def calibration_texts(texts: Sequence[str], samples: int, seed: int) -> list[str
     return chosen[:samples]
 
 
-class TextCalibrationReader:
-    """An ``onnxruntime.quantization.CalibrationDataReader`` over tokenized texts.
+class CalibrationReader:
+    """An ``onnxruntime.quantization.CalibrationDataReader`` over the task's encoded examples.
 
-    Every batch has the same shape (padded to the longest calibration text; a short last batch is topped
-    up with the first texts) because histogram calibrators stack outputs across batches. ``rewind`` lets
+    Every batch has the same shape (padded to the largest calibration example; a short last batch is topped
+    up with the first examples) because histogram calibrators stack outputs across batches. ``rewind`` lets
     one reader serve several calibrations.
     """
 
-    def __init__(
-        self, encoder: TextEncoder, texts: Sequence[str], batch_size: int, input_names: Sequence[str]
-    ):
-        encoded = encoder.encode(list(texts))
-        if not encoded:
+    def __init__(self, examples: Examples, batch_size: int, input_names: Sequence[str]):
+        if not len(examples):
             raise StageError("quantize: no calibration texts")
-        batch_size = min(batch_size, len(encoded))
-        encoded += encoded[: (-len(encoded)) % batch_size]
-        width = max(len(ids) for ids in encoded)
+        batch_size = min(batch_size, len(examples))
+        order = list(range(len(examples)))
+        order += order[: (-len(order)) % batch_size]
+        width = int(examples.sizes().max())
         self.batches = [
-            pad_batch(encoded[start : start + batch_size], encoder.pad_id, width)
-            for start in range(0, len(encoded), batch_size)
+            examples.collate(order[start : start + batch_size], width) for start in range(0, len(order), batch_size)
         ]
         self.input_names = list(input_names)
         self._next = 0
@@ -54,9 +50,8 @@ class TextCalibrationReader:
     def get_next(self) -> dict[str, np.ndarray] | None:
         if self._next >= len(self.batches):
             return None
-        ids, mask = self.batches[self._next]
+        feeds = self.batches[self._next]
         self._next += 1
-        feeds = {"input_ids": ids, "attention_mask": mask}
         return {name: feeds[name] for name in self.input_names}
 
     def rewind(self) -> None:
@@ -68,7 +63,7 @@ class TextCalibrationReader:
             yield batch
 
 
-def as_ort_reader(reader: TextCalibrationReader):
+def as_ort_reader(reader: CalibrationReader):
     """Wrap in ORT's base class (imported lazily) so ORT's type checks pass."""
     from onnxruntime.quantization import CalibrationDataReader
 

@@ -19,7 +19,8 @@ from compress.errors import StageError
 from compress.models.forward import LogitsOnly
 from compress.onnx.export import use_eager_attention
 
-Batch = tuple[np.ndarray, np.ndarray]
+Batch = dict[str, np.ndarray]
+"""Named model inputs, as the task collates them."""
 
 
 @dataclass
@@ -31,11 +32,12 @@ class IncResult:
     info: dict[str, Any]
 
 
-def _dynamic_shapes(model: nn.Module) -> tuple[dict[int, Any], dict[int, Any]]:
+def _dynamic_shapes(model: nn.Module, inputs: int) -> tuple[dict[int, Any], ...]:
+    """Dynamic batch and sequence axes for each of ``inputs`` positional inputs."""
     positions = getattr(getattr(model, "config", None), "max_position_embeddings", 512)
     batch = torch.export.Dim("batch", min=1, max=1024)
     seq = torch.export.Dim("sequence", min=2, max=int(positions))
-    return {0: batch, 1: seq}, {0: batch, 1: seq}
+    return tuple({0: batch, 1: seq} for _ in range(inputs))
 
 
 def tuning_configs() -> list:
@@ -45,8 +47,9 @@ def tuning_configs() -> list:
     return StaticQuantConfig.get_config_set_for_tuning().expand()
 
 
-def _as_tensors(batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
-    return torch.from_numpy(batch[0]), torch.from_numpy(batch[1])
+def _as_tensors(batch: Batch) -> tuple[torch.Tensor, ...]:
+    """A batch of named inputs as positional tensors, in the task's input order (the collated order)."""
+    return tuple(torch.from_numpy(array) for array in batch.values())
 
 
 def quiet_inc_logger() -> None:
@@ -93,11 +96,11 @@ def quantize_pt2e(
     if not calibration:
         raise StageError("quantize (inc): no calibration batches")
     use_eager_attention(model)
-    wrapper = LogitsOnly(model).eval()
+    wrapper = LogitsOnly(model, list(calibration[0])).eval()
     example = _as_tensors(calibration[0])
-    shapes = _dynamic_shapes(model)
+    shapes = _dynamic_shapes(model, len(example))
     try:
-        exported = export(wrapper, example, dynamic_shapes=shapes)
+        exported = export(wrapper, example, dynamic_shapes=(shapes,))  # nested: LogitsOnly takes ``*inputs``
     except RuntimeError as error:
         raise StageError(
             f"quantize (inc): torch.export could not trace the model for PT2E ({error})"
@@ -129,6 +132,5 @@ def quantize_pt2e(
                 raise StageError(
                     "quantize (inc): autotune returned no model (every trial failed to quantize)"
                 )
-    dynamic = quantized.dynamic_shapes if getattr(quantized, "dynamic_shapes", None) else shapes
-    program = torch.export.export(quantized, example, dynamic_shapes=dynamic)
+    program = torch.export.export(quantized, example, dynamic_shapes=shapes)  # the graph takes them flat
     return IncResult(quantized, program, info)

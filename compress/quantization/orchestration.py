@@ -13,14 +13,13 @@ from typing import Any
 from compress.core.context import RunContext
 from compress.core.stage import ONNX, TORCH
 from compress.core.variant import Variant
-from compress.data.tokenization import TextEncoder
 from compress.errors import StageError
 from compress.evaluation.accuracy import accuracy, predict_logits
 from compress.evaluation.latency import measure_interleaved
-from compress.runtimes import OnnxPredictor, Predictor, TorchPredictor
-from compress.evaluation.suite import latency_inputs
-from compress.quantization.calibration import TextCalibrationReader, calibration_texts
+from compress.quantization.calibration import CalibrationReader, calibration_texts
 from compress.quantization.settings import OrtQuantSettings
+from compress.runtimes import OnnxPredictor, Predictor, TorchPredictor
+from compress.tasks.base import Split
 
 INC_FIELDS = {
     "backend",
@@ -33,22 +32,20 @@ INC_FIELDS = {
 """The stage options that mean something for INC (it chooses calibration and granularity itself)."""
 
 
-def dev_accuracy(predictor: Predictor, encoder: TextEncoder, ctx: RunContext) -> float:
-    dev = ctx.task.dev
-    logits = predict_logits(predictor, encoder.encode(dev.texts), encoder.pad_id, 64)
-    return accuracy(logits, dev.labels)
+def dev_accuracy(predictor: Predictor, dev: Split) -> float:
+    return accuracy(predict_logits(predictor, dev[0], 64), dev[1])
 
 
-def calibration_reader(cfg: OrtQuantSettings, encoder: TextEncoder, ctx: RunContext, names: list[str]):
-    texts = calibration_texts(ctx.task.train.texts, cfg.calibration_samples, ctx.seed)
-    return TextCalibrationReader(encoder, texts, cfg.calibration_batch_size, names)
+def calibration_reader(cfg: OrtQuantSettings, processor: Any, ctx: RunContext, names: list[str]):
+    texts = calibration_texts(ctx.splits.train.inputs, cfg.calibration_samples, ctx.seed)
+    return CalibrationReader(ctx.task.encode(processor, texts), cfg.calibration_batch_size, names)
 
 
 def b1_timer(
-    reference: Path, tokenizer_dir: Path, ctx: RunContext, rounds: int, threads: int
+    reference: Path, processor_dir: Path, ctx: RunContext, rounds: int, threads: int
 ) -> Callable[[Path], float]:
     """b1 latency of a trial, timed interleaved with the FP32 model so load swings hit both."""
-    inputs = latency_inputs(tokenizer_dir, ctx.task.dev.texts, 1, ctx.max_length)
+    inputs = ctx.task.dummy_inputs(processor_dir, 1, ctx.max_length, ctx.splits.dev.inputs)
     fp32 = OnnxPredictor(reference, threads=threads)
 
     def measure(path: Path) -> float:
@@ -69,28 +66,31 @@ def _variant(
         runtime=runtime,
         precision="int8",
         path=path,
-        tokenizer_dir=path if runtime == TORCH else current.tokenizer_dir,
+        processor_dir=path if runtime == TORCH else current.processor_dir,
         stage=stage_id,
         info={**inherited_info(current.info), "quantization": info},
     )
 
 
 def quantize_onnx_variant(stage_id: str, cfg, current: Variant, ctx: RunContext) -> Variant:
-    from compress.onnx.fusion import fuse_checked
+    from compress.onnx.fusion import check_batches, fuse_checked
     from compress.quantization.accuracy_aware import AccuracyAwareSearch
     from compress.quantization.ort import quantize_onnx
 
     if not current.is_onnx:
         raise StageError(f"quantize: variant {current.name!r} is not an ONNX model; export it first")
     stage_dir = ctx.stage_dir(stage_id)
-    encoder = ctx.encoder_for(current)
+    processor = ctx.processor_for(current)
     settings = OrtQuantSettings(**cfg.model_dump(include=set(OrtQuantSettings.model_fields)))
     info: dict[str, Any] = cfg.model_dump(exclude={"name", "compile"})
     source = current.path
     if cfg.optimize:
-        source, info["optimization"] = fuse_checked(source, stage_dir, encoder, ctx, cfg.optimize_tolerance)
+        batches = check_batches(ctx.task.encode(processor, ctx.splits.test.inputs[:48]))
+        source, info["optimization"] = fuse_checked(
+            source, stage_dir, batches, cfg.optimize_tolerance, ctx.console.print
+        )
     names = OnnxPredictor(source).input_names
-    reader = calibration_reader(settings, encoder, ctx, names) if settings.mode == "static" else None
+    reader = calibration_reader(settings, processor, ctx, names) if settings.mode == "static" else None
     target = stage_dir / "model.onnx"
 
     def quantize(trial_settings: OrtQuantSettings, path: Path) -> Path:
@@ -99,15 +99,16 @@ def quantize_onnx_variant(stage_id: str, cfg, current: Variant, ctx: RunContext)
     if cfg.max_accuracy_drop is None:
         quantize(settings, target)
     else:
-        baseline = dev_accuracy(OnnxPredictor(source, threads=cfg.threads), encoder, ctx)
+        dev = ctx.encoded(processor, "dev")
+        baseline = dev_accuracy(OnnxPredictor(source, threads=cfg.threads), dev)
         search = AccuracyAwareSearch(
             source,
             quantize,
-            lambda path: dev_accuracy(OnnxPredictor(path, threads=cfg.threads), encoder, ctx),
+            lambda path: dev_accuracy(OnnxPredictor(path, threads=cfg.threads), dev),
             baseline,
             cfg.max_accuracy_drop,
             stage_dir / "trials",
-            b1_timer(source, current.tokenizer_dir, ctx, cfg.trial_latency_rounds, cfg.threads),
+            b1_timer(source, current.processor_dir, ctx, cfg.trial_latency_rounds, cfg.threads),
             log=lambda line: ctx.console.print(f"    {line}"),
         )
         result = search.search(settings, cfg.max_excluded_groups)
@@ -150,15 +151,16 @@ def quantize_inc_variant(stage_id: str, cfg, current: Variant, ctx: RunContext) 
         raise StageError(
             f"quantize (inc): variant {current.name!r} is not a PyTorch model; put quantize before export"
         )
-    encoder = ctx.encoder_for(current)
+    processor = ctx.processor_for(current)
+    dev = ctx.encoded(processor, "dev")
     model = copy.deepcopy(current.module()).eval()
-    reader = calibration_reader(cfg, encoder, ctx, ["input_ids", "attention_mask"])
-    baseline = dev_accuracy(TorchPredictor(model, threads=cfg.threads), encoder, ctx)
+    reader = calibration_reader(cfg, processor, ctx, list(ctx.task.input_names))
+    baseline = dev_accuracy(TorchPredictor(model, threads=cfg.threads), dev)
     scores: list[float] = []
 
     def evaluate(graph) -> float:
         scores.append(
-            dev_accuracy(TorchPredictor(ExportedClassifier(graph), threads=cfg.threads), encoder, ctx)
+            dev_accuracy(TorchPredictor(ExportedClassifier(graph), threads=cfg.threads), dev)
         )
         return scores[-1]
 
@@ -166,13 +168,13 @@ def quantize_inc_variant(stage_id: str, cfg, current: Variant, ctx: RunContext) 
     relative = (cfg.max_accuracy_drop / 100) / baseline if aware and baseline > 0 else None
     result = quantize_pt2e(model, reader.batches, evaluate if aware else None, relative)
     achieved = dev_accuracy(
-        TorchPredictor(ExportedClassifier(result.model), threads=cfg.threads), encoder, ctx
+        TorchPredictor(ExportedClassifier(result.model), threads=cfg.threads), dev
     )
     directory = ctx.stage_dir(stage_id) / "model"
     program_sha256 = save_exported(
         result.program, directory, {"architecture": type(current.module()).__name__, "compile": cfg.compile}
     )
-    encoder.save(directory)
+    ctx.task.save_processor(processor, directory)
     info: dict[str, Any] = {
         **cfg.model_dump(include=INC_FIELDS),
         **result.info,

@@ -11,7 +11,7 @@ from onnx import TensorProto
 
 from compress.core.files import atomic_path
 from compress.errors import StageError
-from compress.quantization.calibration import TextCalibrationReader, as_ort_reader, check_calibration_ranges
+from compress.quantization.calibration import CalibrationReader, as_ort_reader, check_calibration_ranges
 from compress.quantization.graph import check_node_names, check_scales, strip_value_info
 from compress.quantization.settings import OrtQuantSettings
 
@@ -49,7 +49,7 @@ def quantize_onnx(
     source: Path,
     target: Path,
     settings: OrtQuantSettings,
-    reader: TextCalibrationReader | None = None,
+    reader: CalibrationReader | None = None,
     cache_dir: Path | None = None,
 ) -> Path:
     """Quantize ``source`` into ``target`` (atomically); static mode needs ``reader``."""

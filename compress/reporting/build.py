@@ -157,7 +157,7 @@ def build_report(ctx: RunContext) -> dict[str, Any]:
             # the stages' own times, so a resumed or --redo run does not count the hours it sat idle
             "duration_s": round(sum(record["seconds"] for record in ctx.stage_records), 1),
         },
-        "data": {**ctx.task.summary(), "p95_tokens": settings.get("p95_tokens"), "max_length": ctx.max_length,
+        "data": {**ctx.splits.summary(), "p95_tokens": settings.get("p95_tokens"), "max_length": ctx.max_length,
                  **ctx.data_checks},
         "baseline": ctx.baseline.name,
         "variants": variant_entries(ctx),

@@ -13,6 +13,7 @@ from typing import Any
 
 from compress.core.files import TEMP_PREFIX, is_temp_name, write_json_atomic
 from compress.core.recipe import Recipe
+from compress.core.variant import PROCESSOR_KEY
 from compress.errors import CompressError
 
 STATE_FILE = "state.json"
@@ -107,7 +108,7 @@ def mark_complete(stage_dir: Path, record: dict[str, Any]) -> None:
 def check_outputs_exist(state: dict[str, Any], run_dir: Path) -> None:
     """A resumed run needs every saved variant's files; name the first missing one."""
     for record in state.get("variants", []):
-        for key in ("path", "tokenizer_dir"):
+        for key in ("path", PROCESSOR_KEY):
             if not Path(record[key]).exists():
                 raise CompressError(
                     f"{run_dir}: cannot resume, {record[key]} (variant {record['name']!r}) is missing",

@@ -234,24 +234,25 @@ def _os_errors(run_dir: Path, where: dict[str, str]) -> Iterator[None]:
 
 def _load_input(ctx: RunContext) -> Variant:
     from compress.data.checks import truncation_check
-    from compress.data.tokenization import TextEncoder
     from compress.models.complexity import model_facts
     from compress.models.persistence import save_model
     from compress.models.sources import check_model_output, load_input_model
 
-    loaded = load_input_model(ctx.recipe.model, ctx.task.label_names)
-    encoder = TextEncoder.from_dir(loaded.tokenizer_dir, ctx.max_length)
-    check_model_output(loaded.module, encoder, ctx.task.label_names, ctx.recipe.model.source)
-    ctx.data_checks = truncation_check(encoder, ctx.task, ctx.console)
+    task, splits = ctx.task, ctx.splits
+    loaded = load_input_model(ctx.recipe.model, splits.label_names)
+    processor = task.processor(loaded.processor_dir, ctx.max_length)
+    check_inputs = task.encode(processor, ["a short check text"]).collate([0])
+    check_model_output(loaded.module, check_inputs, splits.label_names, ctx.recipe.model.source)
+    ctx.data_checks = truncation_check(processor, splits, ctx.console)
     directory = ctx.run_dir / "stages" / "00-input" / "model"
     save_model(loaded.module, directory, factory=loaded.factory)
-    encoder.save(directory)
+    task.save_processor(processor, directory)
     variant = Variant(
         name=ctx.recipe.model.name,
         runtime=TORCH,
         precision="fp32",
         path=directory,
-        tokenizer_dir=directory,
+        processor_dir=directory,
         stage=INPUT_STAGE,
         info={**model_facts(loaded.module), "source": ctx.recipe.model.source},
     )
@@ -308,7 +309,7 @@ def _run_stages(
     where["stage"] = "loading the data"
     console.print(
         f"[bold]Recipe[/] {recipe.name}: {len(recipe.stages)} stages -> {run_dir}\n"
-        f"  data: {ctx.task.name}, train {len(ctx.task.train)} / dev {len(ctx.task.dev)} / test {len(ctx.task.test)}"
+        f"  data: {ctx.splits.name}, train {len(ctx.splits.train)} / dev {len(ctx.splits.dev)} / test {len(ctx.splits.test)}"
     )
     if INPUT_STAGE not in completed:
         where["stage"] = INPUT_STAGE
@@ -368,10 +369,10 @@ def _stage_input(spec: StageSpec, stage: Stage, ctx: RunContext) -> Variant:
 
 def _check_environment(recipe: Recipe) -> list[str]:
     """Every stage's requirements, checked before any work: a missing one fails now, not an hour in."""
-    notes: list[str] = []
     from compress.models.families.check import check_recipe_families
 
     check_recipe_families(recipe)  # the model's family supports every stage (read from its config alone)
+    notes: list[str] = []
     for spec in recipe.stages:
         notes += spec.build().check_environment()
     return notes

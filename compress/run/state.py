@@ -17,15 +17,16 @@ from pathlib import Path
 from typing import Any
 
 from compress.core.files import read_json, write_json_atomic
+from compress.core.variant import LEGACY_PROCESSOR_KEY, PROCESSOR_KEY
 from compress.errors import CompressError
 from compress.run.directory import STATE_FILE, is_inside
 
 MARKER_FILE = ".compress-run.json"
 STATE_FORMAT = 2
 """``state.json`` layout: 2 stores paths relative to the run directory; older states have no ``state_format``."""
-VARIANT_PATH_KEYS = ("path", "tokenizer_dir")
+VARIANT_PATH_KEYS = ("path", PROCESSOR_KEY)
 REQUIRED_KEYS = {"recipe_hash": str, "completed": list, "variants": list, "current": str}
-VARIANT_KEYS = ("name", "runtime", "precision", "path", "tokenizer_dir", "stage")
+VARIANT_KEYS = ("name", "runtime", "precision", "path", PROCESSOR_KEY, "stage")
 STAGE_FOLDER = re.compile(r"\d\d-.+")
 
 
@@ -77,6 +78,7 @@ def _check(state: Any, path: Path) -> dict[str, Any]:
         if not isinstance(state.get(key), kind):
             problem = "lacks" if key not in state else f"has a malformed (not a {kind.__name__})"
             raise CompressError(f"{path}: {problem} {key!r}; the run state is damaged, {restart}")
+    state["variants"] = [_current_keys(record) for record in state["variants"]]
     for record in state["variants"]:
         if not isinstance(record, dict) or not all(isinstance(record.get(k), str) for k in VARIANT_KEYS):
             raise CompressError(
@@ -85,6 +87,13 @@ def _check(state: Any, path: Path) -> dict[str, Any]:
     if not all(isinstance(stage, str) for stage in state["completed"]):
         raise CompressError(f"{path}: 'completed' must list stage ids; the run state is damaged, {restart}")
     return state
+
+
+def _current_keys(record: Any) -> Any:
+    """A variant record as written now: states from before tasks name the processor ``tokenizer_dir``."""
+    if isinstance(record, dict) and PROCESSOR_KEY not in record and LEGACY_PROCESSOR_KEY in record:
+        record = {(PROCESSOR_KEY if key == LEGACY_PROCESSOR_KEY else key): value for key, value in record.items()}
+    return record
 
 
 def read_state(run_dir: Path) -> dict[str, Any]:

@@ -52,7 +52,9 @@ class Bundle(Stage):
             "onnxruntime_session": {"cpu_disabled_optimizers": list(CPU_DISABLED_FUSIONS)},
         }
         target = ctx.run_dir / self.config.directory
-        write_bundle(target, variant.path, ctx.encoder_for(variant), ctx.task.label_names, metadata, root=ctx.run_dir)
+        write_bundle(
+            target, variant.path, ctx.processor_for(variant), ctx.splits.label_names, metadata, root=ctx.run_dir
+        )
         ctx.bundle_dir = target
         ctx.console.print(f"    bundle written to {target}")
         return None

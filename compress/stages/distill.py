@@ -22,21 +22,19 @@ class Distill(Stage):
         from compress.distillation.run import distill, encoded_transfer
 
         teacher = current
-        encoder = ctx.encoder_for(teacher)
-        task = ctx.task
+        processor = ctx.processor_for(teacher)
         result = distill(
             teacher.module(),
-            (encoder.encode(task.train.texts), task.train.labels),
-            (encoder.encode(task.dev.texts), task.dev.labels),
-            encoder.pad_id,
-            encoder.special_ids,
-            encoder.mask_id,
+            ctx.encoded(processor, "train"),
+            ctx.encoded(processor, "dev"),
+            processor.special_ids,
+            processor.mask_id,
             self.config,
             ctx.seed,
             ctx.console,
-            transfer=encoded_transfer(self.config.transfer, task, encoder, ctx.seed),
+            transfer=encoded_transfer(self.config.transfer, ctx.splits, ctx.task, processor, ctx.seed),
             work_dir=ctx.stage_dir(self.id),
         )
         ctx.console.print(f"    best dev accuracy {result.info['training']['best_dev_accuracy']:.4f}")
         info = {**result.info, "teacher": teacher.name}
-        return save_torch_variant(ctx, self, result.student, encoder, name=self.config.name, info=info)
+        return save_torch_variant(ctx, self, result.student, processor, name=self.config.name, info=info)

@@ -41,7 +41,7 @@ class Evaluate(Stage):
         ordered = [ctx.baseline] + [ctx.variant(n) for n in names if n != ctx.baseline.name]
         settings = LatencySettings(**self.config.model_dump(exclude={"variants", "require_gpu"}))
         ctx.evaluation = evaluate_variants(
-            ordered, settings, ctx.task.test, ctx.max_length, ctx.console, ctx.task.test.texts
+            ordered, settings, ctx.splits.test, ctx.max_length, ctx.console, ctx.splits.test.inputs
         )
         for name, result in ctx.evaluation["variants"].items():
             if result.get("accuracy") is not None:

@@ -26,30 +26,29 @@ class Export(Stage):
     def run(self, current, ctx):
         from compress.core.outputs import base_name, inherited_info
         from compress.core.variant import Variant
-        from compress.data.batching import pad_batch
         from compress.onnx.export import check_agreement, export_onnx, max_output_difference
-        from compress.onnx.fusion import fuse_checked
+        from compress.onnx.fusion import check_batches, fuse_checked
 
         model = current.module().eval()
-        encoder = ctx.encoder_for(current)
-        texts = ctx.task.test.texts[: self.config.check_examples]
-        encoded = encoder.encode(texts)
+        processor = ctx.processor_for(current)
+        examples = ctx.task.encode(processor, ctx.splits.test.inputs[: self.config.check_examples])
         target = ctx.stage_dir(self.id) / "model.onnx"
-        export_onnx(model, pad_batch(encoded[:2], encoder.pad_id), target, self.config.opset)
-        worst = max_output_difference(model, target, encoded, encoder.pad_id)
+        export_onnx(model, examples.collate(range(min(2, len(examples)))), target, self.config.opset)
+        worst = max_output_difference(model, target, examples)
         check_agreement(worst, self.config.tolerance, f"export of {current.name!r}")
-        ctx.console.print(f"    max |logit diff| vs PyTorch on {len(texts)} texts: {worst:.2e}")
+        ctx.console.print(f"    max |logit diff| vs PyTorch on {len(examples)} texts: {worst:.2e}")
         info = {**inherited_info(current.info), "max_abs_logit_diff_vs_torch": worst, "opset": self.config.opset}
         if self.config.optimize:
+            batches = check_batches(ctx.task.encode(processor, ctx.splits.test.inputs[:48]))
             target, info["optimization"] = fuse_checked(
-                target, ctx.stage_dir(self.id), encoder, ctx, self.config.optimize_tolerance
+                target, ctx.stage_dir(self.id), batches, self.config.optimize_tolerance, ctx.console.print
             )
         return Variant(
             name=self.config.name or f"{base_name(current.name)}-onnx",
             runtime=ONNX,
             precision="fp32",
             path=target,
-            tokenizer_dir=current.tokenizer_dir,
+            processor_dir=current.processor_dir,
             stage=self.id,
             info=info,
         )

@@ -25,15 +25,13 @@ class Finetune(Stage):
         from compress.training.loop import train_classifier
 
         model = current.module()
-        encoder = ctx.encoder_for(current)
-        task = ctx.task
-        train = (encoder.encode(task.train.texts), task.train.labels)
-        dev = (encoder.encode(task.dev.texts), task.dev.labels)
+        processor = ctx.processor_for(current)
+        train, dev = ctx.encoded(processor, "train"), ctx.encoded(processor, "dev")
         result = train_classifier(
-            model, train, dev, encoder.pad_id, self.config, ctx.seed, ctx.console, description="fine-tune",
+            model, train, dev, self.config, ctx.seed, ctx.console, description="fine-tune",
             checkpoint_dir=ctx.stage_dir(self.id),
         )
         ctx.console.print(f"    best dev accuracy {result.best_dev_accuracy:.4f} (epoch {result.best_epoch})")
         return save_torch_variant(
-            ctx, self, model, encoder, name=self.config.name or current.name, info={"training": result.to_dict()}
+            ctx, self, model, processor, name=self.config.name or current.name, info={"training": result.to_dict()}
         )

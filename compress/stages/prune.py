@@ -35,28 +35,25 @@ class Prune(Stage):
         cfg = self.config
         unpruned = current.module().eval()
         model = copy.deepcopy(unpruned)
-        encoder = ctx.encoder_for(current)
-        train_ids = encoder.encode(ctx.task.train.texts)
+        processor = ctx.processor_for(current)
+        train = ctx.encoded(processor, "train")
         calibration = []
         if cfg.importance == "taylor":
-            calibration = calibration_batches(
-                train_ids,
-                ctx.task.train.labels,
-                encoder.pad_id,
-                cfg.recover.batch_size,
-                cfg.calibration_batches,
-            )
+            calibration = calibration_batches(*train, cfg.recover.batch_size, cfg.calibration_batches)
         # Seeded here, not only before the stage: loading the input from disk on resume draws random numbers
         # (a model's init), and random importance must prune the same channels again for recovery to resume.
         torch.manual_seed(ctx.seed)
-        shapes = prune_model(model, cfg, example_inputs(train_ids, encoder.pad_id), calibration)
+        shapes = prune_model(model, cfg, example_inputs(train[0]), calibration)
         after = shapes["after"]
         ctx.console.print(
             f"    {after['layers']} layers, heads {after['heads']}, "
             f"head size {after['head_size']}, ffn {after['ffn']}"
         )
-        training = recover(model, unpruned, cfg.recover, ctx, encoder, train_ids, checkpoint_dir=ctx.stage_dir(self.id))
+        dev = ctx.encoded(processor, "dev") if cfg.recover.epochs else None
+        training = recover(
+            model, unpruned, cfg.recover, train, dev, ctx.seed, ctx.console, checkpoint_dir=ctx.stage_dir(self.id)
+        )
         info = {"pruning": {**shapes, "importance": cfg.importance, "scope": cfg.scope}}
         if training is not None:
             info["training"] = training.to_dict()
-        return save_torch_variant(ctx, self, model, encoder, name=cfg.name, info=info)
+        return save_torch_variant(ctx, self, model, processor, name=cfg.name, info=info)

@@ -34,19 +34,18 @@ class VocabPrune(Stage):
         import copy
 
         from compress.core.outputs import save_torch_variant
-        from compress.data.tokenization import TextEncoder
         from compress.vocabulary.check import compare_on_texts
         from compress.vocabulary.pruning import plan_vocabulary, prune_tokenizer, slice_embeddings
 
         cfg = self.config
         original = current.module().eval()
-        encoder = ctx.encoder_for(current)
-        train = ctx.task.train.texts
+        encoder = ctx.processor_for(current)
+        train = ctx.splits.train.inputs
         plan = plan_vocabulary(encoder.tokenizer, train, cfg.fallback, cfg.keep_first, cfg.min_count)
         model = copy.deepcopy(original)
         removed = slice_embeddings(model, plan)
-        pruned = TextEncoder(prune_tokenizer(encoder.tokenizer, plan), ctx.max_length)
-        check = compare_on_texts(original, encoder, model, pruned, plan, ctx.task.test.texts)
+        pruned = encoder.with_tokenizer(prune_tokenizer(encoder.tokenizer, plan))
+        check = compare_on_texts(original, encoder, model, pruned, plan, ctx.splits.test.inputs)
         info = {
             "vocabulary": {
                 "original_size": plan.original_size,

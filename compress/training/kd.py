@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
 
 from compress.evaluation.accuracy import predict_logits
-from compress.runtimes import TorchPredictor
 from compress.models.forward import classifier_logits
+from compress.runtimes.torch import TorchPredictor
+from compress.tasks.base import Examples
 
 
 def logits_kd_loss(
@@ -32,18 +31,16 @@ def logits_kd_loss(
     return hard_label_weight * F.cross_entropy(student_logits, labels) + (1 - hard_label_weight) * soft
 
 
-def teacher_logits(
-    teacher: nn.Module, encoded: Sequence[Sequence[int]], pad_id: int, batch_size: int = 128
-) -> torch.Tensor:
+def teacher_logits(teacher: nn.Module, examples: Examples, batch_size: int = 128) -> torch.Tensor:
     """Teacher logits for every example, computed once (the teacher's forward is the expensive part)."""
-    return torch.from_numpy(predict_logits(TorchPredictor(teacher), encoded, pad_id, batch_size))
+    return torch.from_numpy(predict_logits(TorchPredictor(teacher), examples, batch_size))
 
 
 def logits_kd_loss_fn(cached: torch.Tensor, temperature: float, hard_label_weight: float):
     """A ``train_classifier`` loss that distils from cached teacher logits, looked up by example index."""
 
-    def loss(model: nn.Module, ids: torch.Tensor, mask: torch.Tensor, labels: torch.Tensor, index: np.ndarray):
-        student = classifier_logits(model, ids, mask)
+    def loss(model: nn.Module, inputs: dict[str, torch.Tensor], labels: torch.Tensor, index: np.ndarray):
+        student = classifier_logits(model, inputs)
         return logits_kd_loss(student, cached[torch.from_numpy(index)], labels, temperature, hard_label_weight)
 
     return loss

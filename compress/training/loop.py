@@ -9,7 +9,7 @@ import copy
 import hashlib
 import json
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -22,15 +22,17 @@ from torch import nn
 
 from compress.core.options import Options
 from compress.core.progress import progress_bar
-from compress.data.batching import bucketed_batches, lengths_of, num_batches, pad_batch
+from compress.data.batching import bucketed_batches, num_batches
 from compress.evaluation.accuracy import accuracy, predict_logits
-from compress.runtimes import TorchPredictor
 from compress.models.forward import classifier_logits
+from compress.runtimes.torch import TorchPredictor
+from compress.tasks.base import Examples, Split
 from compress.training import distributed
-from compress.training.checkpoints import checkpoint_exists, examples_digest, load_checkpoint, save_checkpoint, state_digest
+from compress.training.checkpoints import checkpoint_exists, load_checkpoint, save_checkpoint, state_digest
 
-LossFn = Callable[[nn.Module, torch.Tensor, torch.Tensor, torch.Tensor, np.ndarray], torch.Tensor]
-"""``loss_fn(model, input_ids, attention_mask, labels, example_indices) -> scalar loss``."""
+LossFn = Callable[[nn.Module, dict[str, torch.Tensor], torch.Tensor, np.ndarray], torch.Tensor]
+"""``loss_fn(model, inputs, labels, example_indices) -> scalar loss``; ``inputs`` are the task's named
+model inputs for the batch (``model(**inputs)``)."""
 
 
 class TrainingConfig(Options):
@@ -60,8 +62,8 @@ class TrainResult:
         return {"best_dev_accuracy": self.best_dev_accuracy, "best_epoch": self.best_epoch, "history": self.history}
 
 
-def cross_entropy_loss(model: nn.Module, ids: torch.Tensor, mask: torch.Tensor, labels: torch.Tensor, _: np.ndarray):
-    return nn.functional.cross_entropy(classifier_logits(model, ids, mask), labels)
+def cross_entropy_loss(model: nn.Module, inputs: dict[str, torch.Tensor], labels: torch.Tensor, _: np.ndarray):
+    return nn.functional.cross_entropy(classifier_logits(model, inputs), labels)
 
 
 def resolve_precision(precision: str, console: Console | None = None) -> str:
@@ -104,20 +106,24 @@ def linear_schedule(optimizer: torch.optim.Optimizer, total_steps: int, warmup_r
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
-def dev_accuracy(model: nn.Module, encoded: Sequence[Sequence[int]], labels: Sequence[int], pad_id: int) -> float:
+def dev_accuracy(model: nn.Module, examples: Examples, labels) -> float:
     model.eval()
-    logits = predict_logits(TorchPredictor(model), encoded, pad_id, batch_size=128)
+    logits = predict_logits(TorchPredictor(model), examples, batch_size=128)
     return accuracy(logits, labels)
 
 
+def as_tensors(inputs: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
+    """Collated numpy inputs as CPU tensors (sharing memory)."""
+    return {name: torch.from_numpy(array) for name, array in inputs.items()}
+
+
 def _fingerprint(
-    model: nn.Module, train: tuple[Sequence[Sequence[int]], Sequence[int]], config: TrainingConfig, seed: int,
-    description: str, resume_key: str,
+    model: nn.Module, train: Split, config: TrainingConfig, seed: int, description: str, resume_key: str,
 ) -> str:
     """What a checkpoint must match to be resumed: the same starting weights (shapes and values: a pruned
     model must be pruned the same way again), examples and labels, options, seed and ``resume_key``."""
     blob = json.dumps(
-        [state_digest(model), examples_digest(*train), config.model_dump(mode="json"), seed, description, resume_key],
+        [state_digest(model), train[0].digest(train[1]), config.model_dump(mode="json"), seed, description, resume_key],
         sort_keys=True,
     )
     return hashlib.sha256(blob.encode()).hexdigest()
@@ -145,9 +151,8 @@ def _checkpoint_payload(
 
 def train_classifier(
     model: nn.Module,
-    train: tuple[Sequence[Sequence[int]], Sequence[int]],
-    dev: tuple[Sequence[Sequence[int]], Sequence[int]],
-    pad_id: int,
+    train: Split,
+    dev: Split,
     config: TrainingConfig,
     seed: int,
     console: Console,
@@ -157,6 +162,9 @@ def train_classifier(
     resume_key: str = "",
 ) -> TrainResult:
     """Train ``model`` in place and leave it holding the weights of its best dev epoch.
+
+    ``train`` and ``dev`` are the task's encoded examples with their labels; batches are collated by the
+    examples (named inputs), so this loop works for any task whose model returns logits.
 
     With ``checkpoint_dir`` (a stage directory), a checkpoint is saved after every epoch and a rerun
     resumes after the last saved epoch with the same result as an uninterrupted run. State that lives
@@ -168,13 +176,14 @@ def train_classifier(
     distributed.ensure_process_group()
     runner = distributed.wrap(model)
     console = console if distributed.is_main_process() else Console(quiet=True)
-    train_ids, train_labels = train
+    train_examples, train_labels = train
     if config.max_train_examples:
-        train_ids, train_labels = train_ids[: config.max_train_examples], train_labels[: config.max_train_examples]
+        train_examples = train_examples.head(config.max_train_examples)
+        train_labels = train_labels[: config.max_train_examples]
     torch.manual_seed(seed)
     fingerprint, saved = "", None
     if checkpoint_dir:
-        fingerprint = _fingerprint(model, (train_ids, train_labels), config, seed, description, resume_key)
+        fingerprint = _fingerprint(model, (train_examples, train_labels), config, seed, description, resume_key)
         saved = load_checkpoint(checkpoint_dir, fingerprint)
         if saved is None and checkpoint_exists(checkpoint_dir):
             console.print(
@@ -182,18 +191,18 @@ def train_classifier(
                 "options) or cannot be read: training from the start"
             )
     if saved is None:
-        best = TrainResult(dev_accuracy(model, *dev, pad_id), best_epoch=0)
+        best = TrainResult(dev_accuracy(model, *dev), best_epoch=0)
         best_state = copy.deepcopy(model.state_dict())
     else:
         best = TrainResult(saved["best_dev_accuracy"], saved["best_epoch"], list(saved["history"]))
         best_state = saved["best_state"]
-    if config.epochs == 0 or not train_ids:
+    if config.epochs == 0 or len(train_examples) == 0:
         return best
-    steps_per_epoch = num_batches(len(train_ids), config.batch_size)
+    steps_per_epoch = num_batches(len(train_examples), config.batch_size)
     optimizer = make_optimizer(model, config)
     scheduler = linear_schedule(optimizer, steps_per_epoch * config.epochs, config.warmup_ratio)
     labels_array = np.asarray(train_labels, dtype=np.int64)
-    lengths = lengths_of(train_ids)
+    lengths = train_examples.sizes()
     epochs_without_gain, first_epoch, finished = 0, 1, False
     if saved is not None:
         model.load_state_dict(saved["model"])
@@ -213,11 +222,9 @@ def train_classifier(
                 chunk = distributed.shard(batch)
                 if chunk is None:
                     continue
-                ids, mask = pad_batch([train_ids[i] for i in chunk], pad_id)
+                inputs = as_tensors(train_examples.collate(chunk))
                 with autocast(config.precision):
-                    loss = loss_fn(
-                        runner, torch.from_numpy(ids), torch.from_numpy(mask), torch.from_numpy(labels_array[chunk]), chunk
-                    )
+                    loss = loss_fn(runner, inputs, torch.from_numpy(labels_array[chunk]), chunk)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -225,7 +232,7 @@ def train_classifier(
                 scheduler.step()
                 running += loss.item()
                 bar.update(bar.task_ids[0], advance=1, status=f"loss {running / step_index:.4f}")
-        accuracy_now = dev_accuracy(model, *dev, pad_id)
+        accuracy_now = dev_accuracy(model, *dev)
         best.history.append({"epoch": epoch, "train_loss": running / steps_per_epoch, "dev_accuracy": accuracy_now})
         console.print(f"    epoch {epoch}: train loss {running / steps_per_epoch:.4f}, dev accuracy {accuracy_now:.4f}")
         if accuracy_now > best.best_dev_accuracy:

@@ -35,7 +35,9 @@ class VocabularyCheck:
 def _logits(model: nn.Module, encoded: Sequence[Sequence[int]], pad_id: int) -> np.ndarray:
     if not encoded:
         return np.zeros((0, 0), dtype=np.float32)
-    return predict_logits(TorchPredictor(model), encoded, pad_id, batch_size=64)
+    from compress.tasks.text_classification import TokenExamples
+
+    return predict_logits(TorchPredictor(model), TokenExamples(encoded, pad_id), batch_size=64)
 
 
 def _max_diff(a: np.ndarray, b: np.ndarray) -> float:

@@ -1,0 +1,142 @@
+"""The task seam: one base class, a registry keyed by task name, and the encoded-examples protocol.
+
+A task owns what is task-specific: reading and checking a dataset's rows, the processor (a tokenizer for
+text) saved with each variant, turning examples into named model inputs, dummy inputs for export and
+latency, outputs -> predictions, and the metrics. Library code receives :class:`Examples` (one split
+encoded by the task) and feeds ``examples.collate(indices)`` to ``model(**inputs)`` or a runtime.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any, ClassVar, Protocol, runtime_checkable
+
+import numpy as np
+
+from compress.errors import RecipeError
+
+
+@runtime_checkable
+class Examples(Protocol):
+    """One split's inputs encoded by a task, batched by library code without knowing what an example is."""
+
+    def __len__(self) -> int: ...
+
+    def sizes(self) -> np.ndarray:
+        """Per-example size (tokens for text), so batches can group examples of similar size."""
+        ...
+
+    def collate(self, indices: Sequence[int], length: int | None = None) -> dict[str, np.ndarray]:
+        """Named model inputs for the examples ``indices``, padded to their largest (or to ``length``)."""
+        ...
+
+    def head(self, n: int) -> Examples:
+        """The first ``n`` examples."""
+        ...
+
+    def concat(self, other: Examples) -> Examples:
+        """These examples followed by ``other``'s (same kind)."""
+        ...
+
+    def digest(self, labels: Sequence[int] | None = None) -> str:
+        """SHA-256 of the examples (and labels): what a checkpoint or a cache was made from."""
+        ...
+
+
+Split = tuple[Examples, Sequence[int]]
+"""Encoded examples and their integer labels."""
+
+
+def sorted_batches(examples: Examples, batch_size: int) -> list[np.ndarray]:
+    """Index batches covering every example once, smallest first (for inference: little padding)."""
+    order = np.argsort(examples.sizes(), kind="stable")
+    return [order[start : start + batch_size] for start in range(0, len(order), batch_size)]
+
+
+def iterate_inputs(examples: Examples, batch_size: int) -> Iterator[tuple[np.ndarray, dict[str, np.ndarray]]]:
+    """Yield ``(indices, inputs)`` in size order; ``indices`` says where each row goes."""
+    for chunk in sorted_batches(examples, batch_size):
+        yield chunk, examples.collate(chunk)
+
+
+class Task(ABC):
+    """What one kind of problem needs; subclasses register with :func:`register_task`."""
+
+    name: ClassVar[str]
+    input_names: ClassVar[tuple[str, ...]]
+    """The model's named inputs, in the order an exported graph takes them (each with dynamic batch and
+    sequence axes: :func:`compress.onnx.export.dynamic_axes`)."""
+    output_names: ClassVar[tuple[str, ...]] = ("logits",)
+
+    @abstractmethod
+    def load_splits(self, data_config: Any) -> Any:
+        """Read, check and split the recipe's dataset (train / dev / test with labels)."""
+
+    @abstractmethod
+    def processor(self, processor_dir: str | Path, max_length: int) -> Any:
+        """The processor stored in a variant's processor directory (a tokenizer for text)."""
+
+    @abstractmethod
+    def save_processor(self, processor: Any, directory: str | Path) -> None:
+        """Store ``processor`` next to a variant, where :meth:`processor` finds it again."""
+
+    @abstractmethod
+    def encode(self, processor: Any, raw: Sequence[Any]) -> Examples:
+        """Encode raw inputs (texts for text tasks) into examples."""
+
+    @abstractmethod
+    def dummy_inputs(
+        self, processor_dir: str | Path, batch: int, seq: int, samples: Sequence[Any] = ()
+    ) -> dict[str, np.ndarray]:
+        """Inputs of shape ``batch`` x ``seq`` for export and latency, built from real ``samples`` where given."""
+
+    def examples(self, processor: Any, split: Any) -> Examples:
+        """A split's inputs encoded (``split.inputs``)."""
+        return self.encode(processor, split.inputs)
+
+    def split(self, processor: Any, split: Any) -> Split:
+        """A split's encoded examples and labels, as training and evaluation take them."""
+        return self.examples(processor, split), split.labels
+
+    @abstractmethod
+    def manifest_fields(self, processor: Any) -> dict[str, Any]:
+        """What a deployed bundle's manifest says about the inputs (names, and how to build them)."""
+
+    def predictions(self, outputs: np.ndarray) -> np.ndarray:
+        """Model outputs -> predicted label indices."""
+        return np.asarray(outputs).argmax(axis=-1)
+
+    def metrics(self, outputs: np.ndarray, labels: Sequence[int]) -> dict[str, float]:
+        """The task's metrics of ``outputs`` against ``labels`` (``accuracy`` first: it is what runs compare)."""
+        if len(labels) == 0:
+            raise ValueError("accuracy of an empty split")
+        return {"accuracy": float((self.predictions(outputs) == np.asarray(labels)).mean())}
+
+
+_TASKS: dict[str, Task] = {}
+
+
+def register_task(cls: type[Task]) -> type[Task]:
+    """Class decorator: make ``cls`` available as ``get_task(cls.name)``."""
+    _TASKS[cls.name] = cls()
+    return cls
+
+
+def task_names() -> list[str]:
+    _load_builtin()
+    return sorted(_TASKS)
+
+
+def get_task(name: str = "text-classification") -> Task:
+    """The registered task called ``name``."""
+    _load_builtin()
+    if name not in _TASKS:
+        raise RecipeError(f"unknown task {name!r}; known tasks: {', '.join(sorted(_TASKS))}")
+    return _TASKS[name]
+
+
+def _load_builtin() -> None:
+    import compress.tasks.text_classification  # noqa: F401 (registers itself)
+
