@@ -33,7 +33,7 @@ def main(path: str, choices: list) -> None:
     for ffn in (1536, 768):
         for choice in choices:
             spec = StudentSpec(layers=2, heads=1, ffn=ffn, merge_scale=choice)
-            student, init = build_student(teacher, spec, (ids[:64], mask[:64]))
+            student, init = build_student(teacher, spec, {"input_ids": ids[:64], "attention_mask": mask[:64]})
             errors = []
             layers = architectures.encoder_layers(student)
             with torch.no_grad():

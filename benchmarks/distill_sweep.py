@@ -31,6 +31,7 @@ from compress.distillation.run import distill, encoded_transfer
 from compress.evaluation.accuracy import predict_logits
 from compress.models.persistence import load_model
 from compress.runtimes import TorchPredictor
+from compress.tasks import get_task
 
 
 def main(teacher_dir: str, sweep_path: str, out_path: str = "reports/distill-int8/sweep.jsonl") -> None:
@@ -41,10 +42,10 @@ def main(teacher_dir: str, sweep_path: str, out_path: str = "reports/distill-int
     teacher = load_model(teacher_dir).eval()
     encoder = TextEncoder.from_dir(teacher_dir, 64)
     task = load_task(DataConfig())
-    train = (encoder.encode(task.train.texts), task.train.labels)
-    dev = (encoder.encode(task.dev.texts), task.dev.labels)
-    test_ids = encoder.encode(task.test.texts)
-    teacher_test = predict_logits(TorchPredictor(teacher), test_ids, encoder.pad_id).argmax(-1)
+    text_task = get_task()
+    train, dev = text_task.split(encoder, task.train), text_task.split(encoder, task.dev)
+    test_examples = text_task.examples(encoder, task.test)
+    teacher_test = predict_logits(TorchPredictor(teacher), test_examples).argmax(-1)
     labels = np.asarray(task.test.labels)
     console.print(f"teacher test accuracy {np.mean(teacher_test == labels):.4f}")
     for name, options in sweep.items():
@@ -54,11 +55,11 @@ def main(teacher_dir: str, sweep_path: str, out_path: str = "reports/distill-int
         console.print(f"[bold]{name}[/]: {config.model_dump(exclude_defaults=True)}")
         started = time.perf_counter()
         result = distill(
-            teacher, train, dev, encoder.pad_id, encoder.special_ids, encoder.mask_id, config, seed, console,
-            transfer=encoded_transfer(config.transfer, task, encoder, seed),
+            teacher, train, dev, encoder.special_ids, encoder.mask_id, config, seed, console,
+            transfer=encoded_transfer(config.transfer, task, text_task, encoder, seed),
         )
         seconds = time.perf_counter() - started
-        predicted = predict_logits(TorchPredictor(result.student), test_ids, encoder.pad_id).argmax(-1)
+        predicted = predict_logits(TorchPredictor(result.student), test_examples).argmax(-1)
         row = {
             "name": name,
             "options": config.model_dump(exclude_defaults=True),

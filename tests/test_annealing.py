@@ -6,7 +6,7 @@ import math
 
 import pytest
 import torch
-from tiny import layer_output, padded_ids, tiny_bert_teacher
+from tiny import layer_output, padded_ids, padded_inputs, tiny_bert_teacher
 from torch.nn import functional as F
 
 from compress.distillation.annealing import HeadAnnealing, annealed_attention, annealing_heads
@@ -26,7 +26,7 @@ def _student(heads: int = 1):
             attention = architectures.self_attention(layer)
             attention.query.weight.mul_(4.0)
             attention.key.weight.mul_(4.0)
-    student, init = build_student(teacher, StudentSpec(layers=2, heads=heads, dropout=0.0), padded_ids())
+    student, init = build_student(teacher, StudentSpec(layers=2, heads=heads, dropout=0.0), padded_inputs())
     return teacher, student, init
 
 
@@ -110,10 +110,10 @@ def test_mixed_attention_by_hand():
 
 def test_annealing_needs_teacher_heads_that_split_evenly():
     teacher = tiny_bert_teacher(heads=4)
-    student, init = build_student(teacher, StudentSpec(layers=2, heads=8), padded_ids())
+    student, init = build_student(teacher, StudentSpec(layers=2, heads=8), padded_inputs())
     with pytest.raises(StageError, match="4 heads to split evenly into the student's 8"):
         with head_annealing(student, teacher, init, DistillConfig(anneal_heads=0.5), examples=10):
             pass
-    same, same_init = build_student(teacher, StudentSpec(layers=2, heads=4), padded_ids())
+    same, same_init = build_student(teacher, StudentSpec(layers=2, heads=4), padded_inputs())
     with head_annealing(same, teacher, same_init, DistillConfig(anneal_heads=0.5), examples=10) as schedule:
         assert schedule is None  # nothing to merge

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 from rich.console import Console
-from tiny import layer_output, padded_ids, synthetic_rows, tiny_bert_teacher, tiny_tokenizer
+from tiny import layer_output, padded_ids, padded_inputs, synthetic_rows, tiny_bert_teacher, tiny_tokenizer
 from transformers import BertForSequenceClassification
 
 from compress.core.recipe import parse_recipe
@@ -52,7 +52,7 @@ def test_teacher_layer_choice():
 
 def test_student_shapes_and_stock_config():
     teacher = tiny_bert_teacher()
-    student, init = build_student(teacher, StudentSpec(layers=2, heads=1, ffn=24), padded_ids())
+    student, init = build_student(teacher, StudentSpec(layers=2, heads=1, ffn=24), padded_inputs())
     assert type(student) is BertForSequenceClassification
     assert student.config.num_hidden_layers == 2 and student.config.num_attention_heads == 1
     assert init.teacher_layers == [1, 3]
@@ -68,7 +68,7 @@ def test_student_shapes_and_stock_config():
 
 def test_copied_layer_reproduces_the_teacher_layer():
     teacher = tiny_bert_teacher()
-    student, init = build_student(teacher, StudentSpec(layers=2, heads=4), padded_ids())
+    student, init = build_student(teacher, StudentSpec(layers=2, heads=4), padded_inputs())
     ids, mask = padded_ids()
     hidden = teacher(input_ids=ids, attention_mask=mask, output_hidden_states=True).hidden_states
     for index, source in enumerate(init.teacher_layers):
@@ -111,7 +111,7 @@ def test_auto_merge_scale_is_no_worse_than_the_fixed_choices():
     @torch.no_grad()
     def error(choice) -> float:
         student, init = build_student(
-            teacher, StudentSpec(layers=2, heads=1, merge_scale=choice), (ids, mask)
+            teacher, StudentSpec(layers=2, heads=1, merge_scale=choice), {"input_ids": ids, "attention_mask": mask}
         )
         out = layer_output(architectures.encoder_layers(student)[1], hidden[3], mask)
         return float(((out - hidden[4])[mask.bool()] ** 2).mean())
@@ -216,7 +216,7 @@ def test_loss_names_are_validated_up_front():
 def test_student_round_trips_and_exports(tmp_path):
     from compress.onnx.export import export_onnx, max_output_difference
 
-    student, _ = build_student(tiny_bert_teacher(), StudentSpec(layers=2, heads=1, ffn=24), padded_ids())
+    student, _ = build_student(tiny_bert_teacher(), StudentSpec(layers=2, heads=1, ffn=24), padded_inputs())
     ids, mask = padded_ids()
     expected = student(input_ids=ids, attention_mask=mask).logits
     student.save_pretrained(tmp_path / "hf")

@@ -108,6 +108,12 @@ def padded_ids(seed: int = 0):
     return ids, mask
 
 
+def padded_inputs(seed: int = 0) -> dict:
+    """:func:`padded_ids` as named model inputs (what a task collates)."""
+    ids, mask = padded_ids(seed)
+    return {"input_ids": ids, "attention_mask": mask}
+
+
 def layer_output(layer, hidden, mask):
     """One encoder layer's output for ``hidden`` under the 0/1 ``mask`` (as an additive attention mask)."""
     import torch
