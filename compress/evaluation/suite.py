@@ -15,7 +15,7 @@ from compress.core.requirements import cuda_available
 from compress.core.variant import Variant
 from compress.data.dataset import TextDataset
 from compress.evaluation.accuracy import accuracy, predict_logits
-from compress.evaluation.latency import LatencyStats, TimedSetting, measure_settings
+from compress.evaluation.latency import LatencyStats, TimedSetting, measure_settings, percentile
 from compress.evaluation.setting import Setting
 from compress.runtimes import (
     DEFAULT_RUNTIMES,
@@ -319,7 +319,7 @@ def evaluate_variants(
     torch.set_num_threads(settings.threads)
     task = get_task()
     first = task.processor(variants[0].processor_dir, max_length)
-    p95 = task.token_length_p95(first, test.inputs) if test is not None else None
+    p95 = int(round(percentile(task.encode(first, test.inputs).sizes().tolist(), 95))) if test is not None else None
     accuracy_results = measure_accuracy(variants, test, max_length, console, settings.threads) if test else {}
     rows, notes = measure_latency(variants, settings, latency_texts, p95, console)
     busy = busy_machine_note()

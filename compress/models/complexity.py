@@ -19,9 +19,12 @@ def count_macs_and_params(model: nn.Module, seq_len: int = MACS_SEQ_LEN) -> tupl
     """
     from torch_pruning.utils import count_ops_and_params
 
-    ids = torch.ones(1, seq_len, dtype=torch.long)
+    from compress.tasks import get_task
+
+    names = get_task().input_names
+    inputs = tuple(torch.ones(1, seq_len, dtype=torch.long) for _ in names)  # token 1 everywhere, no padding
     with torch.inference_mode():
-        macs, params = count_ops_and_params(LogitsOnly(model).eval(), (ids, torch.ones_like(ids)))
+        macs, params = count_ops_and_params(LogitsOnly(model, names).eval(), inputs)
     return int(macs), int(params)
 
 

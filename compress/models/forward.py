@@ -26,13 +26,9 @@ class LogitsOnly(nn.Module):
     """Wraps a classifier so tracing/export sees positional tensor inputs (the task's input names, in order)
     and one tensor output."""
 
-    def __init__(self, module: nn.Module, input_names: Sequence[str] | None = None) -> None:
+    def __init__(self, module: nn.Module, input_names: Sequence[str]) -> None:
         super().__init__()
         self.module = module
-        if input_names is None:
-            from compress.tasks import get_task
-
-            input_names = get_task().input_names
         self.input_names = tuple(input_names)
 
     def forward(self, *inputs: torch.Tensor) -> torch.Tensor:

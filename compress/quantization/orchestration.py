@@ -7,19 +7,20 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from compress.core.context import RunContext
 from compress.core.stage import ONNX, TORCH
 from compress.core.variant import Variant
+from compress.data.dataset import TaskData
 from compress.errors import StageError
 from compress.evaluation.accuracy import accuracy, predict_logits
 from compress.evaluation.latency import measure_interleaved
 from compress.quantization.calibration import CalibrationReader, calibration_texts
 from compress.quantization.settings import OrtQuantSettings
 from compress.runtimes import OnnxPredictor, Predictor, TorchPredictor
-from compress.tasks.base import Split
+from compress.tasks.base import Split, Task
 
 INC_FIELDS = {
     "backend",
@@ -32,20 +33,36 @@ INC_FIELDS = {
 """The stage options that mean something for INC (it chooses calibration and granularity itself)."""
 
 
+@dataclass(frozen=True)
+class QuantizeData:
+    """What quantizing a variant needs from the run: the task and its data, the seed, the stage directory
+    and a log (not the whole run context)."""
+
+    task: Task
+    splits: TaskData
+    max_length: int
+    seed: int
+    stage_dir: Path
+    log: Callable[[str], object]
+
+    def processor(self, variant: Variant) -> Any:
+        return self.task.processor(variant.processor_dir, self.max_length)
+
+
 def dev_accuracy(predictor: Predictor, dev: Split) -> float:
     return accuracy(predict_logits(predictor, dev[0], 64), dev[1])
 
 
-def calibration_reader(cfg: OrtQuantSettings, processor: Any, ctx: RunContext, names: list[str]):
-    texts = calibration_texts(ctx.splits.train.inputs, cfg.calibration_samples, ctx.seed)
-    return CalibrationReader(ctx.task.encode(processor, texts), cfg.calibration_batch_size, names)
+def calibration_reader(cfg: OrtQuantSettings, processor: Any, data: QuantizeData, names: list[str]):
+    texts = calibration_texts(data.splits.train.inputs, cfg.calibration_samples, data.seed)
+    return CalibrationReader(data.task.encode(processor, texts), cfg.calibration_batch_size, names)
 
 
 def b1_timer(
-    reference: Path, processor_dir: Path, ctx: RunContext, rounds: int, threads: int
+    reference: Path, processor_dir: Path, data: QuantizeData, rounds: int, threads: int
 ) -> Callable[[Path], float]:
     """b1 latency of a trial, timed interleaved with the FP32 model so load swings hit both."""
-    inputs = ctx.task.dummy_inputs(processor_dir, 1, ctx.max_length, ctx.splits.dev.inputs)
+    inputs = data.task.dummy_inputs(processor_dir, 1, data.max_length, data.splits.dev.inputs)
     fp32 = OnnxPredictor(reference, threads=threads)
 
     def measure(path: Path) -> float:
@@ -72,25 +89,25 @@ def _variant(
     )
 
 
-def quantize_onnx_variant(stage_id: str, cfg, current: Variant, ctx: RunContext) -> Variant:
+def quantize_onnx_variant(stage_id: str, cfg, current: Variant, data: QuantizeData) -> Variant:
     from compress.onnx.fusion import check_batches, fuse_checked
     from compress.quantization.accuracy_aware import AccuracyAwareSearch
     from compress.quantization.ort import quantize_onnx
 
     if not current.is_onnx:
         raise StageError(f"quantize: variant {current.name!r} is not an ONNX model; export it first")
-    stage_dir = ctx.stage_dir(stage_id)
-    processor = ctx.processor_for(current)
+    stage_dir = data.stage_dir
+    processor = data.processor(current)
     settings = OrtQuantSettings(**cfg.model_dump(include=set(OrtQuantSettings.model_fields)))
     info: dict[str, Any] = cfg.model_dump(exclude={"name", "compile"})
     source = current.path
     if cfg.optimize:
-        batches = check_batches(ctx.task.encode(processor, ctx.splits.test.inputs[:48]))
+        batches = check_batches(data.task.encode(processor, data.splits.test.inputs[:48]))
         source, info["optimization"] = fuse_checked(
-            source, stage_dir, batches, cfg.optimize_tolerance, ctx.console.print
+            source, stage_dir, batches, cfg.optimize_tolerance, data.log
         )
     names = OnnxPredictor(source).input_names
-    reader = calibration_reader(settings, processor, ctx, names) if settings.mode == "static" else None
+    reader = calibration_reader(settings, processor, data, names) if settings.mode == "static" else None
     target = stage_dir / "model.onnx"
 
     def quantize(trial_settings: OrtQuantSettings, path: Path) -> Path:
@@ -99,7 +116,7 @@ def quantize_onnx_variant(stage_id: str, cfg, current: Variant, ctx: RunContext)
     if cfg.max_accuracy_drop is None:
         quantize(settings, target)
     else:
-        dev = ctx.encoded(processor, "dev")
+        dev = data.task.split(processor, data.splits.dev)
         baseline = dev_accuracy(OnnxPredictor(source, threads=cfg.threads), dev)
         search = AccuracyAwareSearch(
             source,
@@ -108,13 +125,13 @@ def quantize_onnx_variant(stage_id: str, cfg, current: Variant, ctx: RunContext)
             baseline,
             cfg.max_accuracy_drop,
             stage_dir / "trials",
-            b1_timer(source, current.processor_dir, ctx, cfg.trial_latency_rounds, cfg.threads),
-            log=lambda line: ctx.console.print(f"    {line}"),
+            b1_timer(source, current.processor_dir, data, cfg.trial_latency_rounds, cfg.threads),
+            log=lambda line: data.log(f"    {line}"),
         )
         result = search.search(settings, cfg.max_excluded_groups)
         search.keep_best(result, target)
         info.update(_search_summary(result, cfg.max_accuracy_drop))
-        _announce(ctx, result.met_budget, result.best.dev_accuracy, baseline, cfg.max_accuracy_drop)
+        _announce(data.log, result.met_budget, result.best.dev_accuracy, baseline, cfg.max_accuracy_drop)
     return _variant(cfg, current, stage_id, ONNX, target, info, "-int8")
 
 
@@ -131,19 +148,19 @@ def _search_summary(result, max_drop: float) -> dict[str, Any]:
 
 
 def _announce(
-    ctx: RunContext, met: bool, accuracy_value: float | None, baseline: float, max_drop: float
+    log: Callable[[str], object], met: bool, accuracy_value: float | None, baseline: float, max_drop: float
 ) -> None:
     drop = 100 * (baseline - (accuracy_value or 0.0))
     if met:
-        ctx.console.print(f"    accuracy-aware: dev drop {drop:.2f} pt within the {max_drop} pt budget")
+        log(f"    accuracy-aware: dev drop {drop:.2f} pt within the {max_drop} pt budget")
     else:
-        ctx.console.print(
+        log(
             f"    [bold yellow]accuracy-aware: NO configuration met the {max_drop} pt budget[/]; "
             f"keeping the most accurate one (dev drop {drop:.2f} pt)"
         )
 
 
-def quantize_inc_variant(stage_id: str, cfg, current: Variant, ctx: RunContext) -> Variant:
+def quantize_inc_variant(stage_id: str, cfg, current: Variant, data: QuantizeData) -> Variant:
     from compress.models.torch_export import ExportedClassifier, save_exported
     from compress.quantization.inc import quantize_pt2e
 
@@ -151,10 +168,10 @@ def quantize_inc_variant(stage_id: str, cfg, current: Variant, ctx: RunContext) 
         raise StageError(
             f"quantize (inc): variant {current.name!r} is not a PyTorch model; put quantize before export"
         )
-    processor = ctx.processor_for(current)
-    dev = ctx.encoded(processor, "dev")
+    processor = data.processor(current)
+    dev = data.task.split(processor, data.splits.dev)
     model = copy.deepcopy(current.module()).eval()
-    reader = calibration_reader(cfg, processor, ctx, list(ctx.task.input_names))
+    reader = calibration_reader(cfg, processor, data, list(data.task.input_names))
     baseline = dev_accuracy(TorchPredictor(model, threads=cfg.threads), dev)
     scores: list[float] = []
 
@@ -170,11 +187,11 @@ def quantize_inc_variant(stage_id: str, cfg, current: Variant, ctx: RunContext) 
     achieved = dev_accuracy(
         TorchPredictor(ExportedClassifier(result.model), threads=cfg.threads), dev
     )
-    directory = ctx.stage_dir(stage_id) / "model"
+    directory = data.stage_dir / "model"
     program_sha256 = save_exported(
         result.program, directory, {"architecture": type(current.module()).__name__, "compile": cfg.compile}
     )
-    ctx.task.save_processor(processor, directory)
+    data.task.save_processor(processor, directory)
     info: dict[str, Any] = {
         **cfg.model_dump(include=INC_FIELDS),
         **result.info,
@@ -188,9 +205,9 @@ def quantize_inc_variant(stage_id: str, cfg, current: Variant, ctx: RunContext) 
             max_accuracy_drop_points=cfg.max_accuracy_drop,
             trials=_inc_trials(scores[1:], achieved),
         )
-        _announce(ctx, met, achieved, baseline, cfg.max_accuracy_drop)
+        _announce(data.log, met, achieved, baseline, cfg.max_accuracy_drop)
     else:
-        ctx.console.print(f"    INC PT2E W8A8: dev accuracy {achieved:.4f} (FP32 {baseline:.4f})")
+        data.log(f"    INC PT2E W8A8: dev accuracy {achieved:.4f} (FP32 {baseline:.4f})")
     variant = _variant(cfg, current, stage_id, TORCH, directory, info, "-inc-int8")
     variant.info["program_sha256"] = program_sha256  # lets a resumed run reload exactly this program
     return variant

@@ -57,8 +57,9 @@ class Quantize(Stage):
         return TORCH if config.backend == "inc" else cls.produces
 
     def run(self, current, ctx):
-        from compress.quantization.orchestration import quantize_inc_variant, quantize_onnx_variant
+        from compress.quantization.orchestration import QuantizeData, quantize_inc_variant, quantize_onnx_variant
 
+        data = QuantizeData(ctx.task, ctx.splits, ctx.max_length, ctx.seed, ctx.stage_dir(self.id), ctx.console.print)
         if self.config.backend == "inc":
-            return quantize_inc_variant(self.id, self.config, current, ctx)
-        return quantize_onnx_variant(self.id, self.config, current, ctx)
+            return quantize_inc_variant(self.id, self.config, current, data)
+        return quantize_onnx_variant(self.id, self.config, current, data)

@@ -125,18 +125,12 @@ def register_task(cls: type[Task]) -> type[Task]:
 
 
 def task_names() -> list[str]:
-    _load_builtin()
     return sorted(_TASKS)
 
 
 def get_task(name: str = "text-classification") -> Task:
-    """The registered task called ``name``."""
-    _load_builtin()
+    """The registered task called ``name`` (``compress.tasks`` registers the built-in ones on import)."""
     if name not in _TASKS:
         raise RecipeError(f"unknown task {name!r}; known tasks: {', '.join(sorted(_TASKS))}")
     return _TASKS[name]
-
-
-def _load_builtin() -> None:
-    import compress.tasks.text_classification  # noqa: F401 (registers itself)
 

@@ -79,9 +79,3 @@ class TextClassification(Task):
         row = ([ids[0]] + fill + [ids[-1]])[:seq]
         input_ids = np.tile(np.asarray(row, dtype=np.int64), (batch, 1))
         return {"input_ids": input_ids, "attention_mask": np.ones_like(input_ids)}
-
-    def token_length_p95(self, processor: TextEncoder, texts: Sequence[str]) -> int:
-        """The 95th percentile of the texts' token counts (the ``p95`` latency length)."""
-        from compress.evaluation.latency import percentile
-
-        return int(round(percentile([len(ids) for ids in processor.encode(list(texts))], 95)))
