@@ -131,4 +131,3 @@ def load_task(config: DataConfig) -> TaskData:
     return stratified_split(
         name, texts, labels, label_names, config.test_size, config.dev_size, config.seed, config.limit
     )
-

@@ -30,7 +30,7 @@ PACKAGE_ROOT = Path(__file__).resolve().parents[2]
 def measure_process_memory(variant: Variant, runtime: str, inputs: Inputs, threads: int) -> dict[str, Any]:
     """Run the child and return its report; raises RuntimeError with the child's last words on failure."""
     record = variant.to_record()
-    for key in ("path", "tokenizer_dir"):
+    for key in ("path", "processor_dir"):
         record[key] = str(Path(record[key]).resolve())
     request = {
         "variant": record,
