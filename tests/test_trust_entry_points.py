@@ -53,6 +53,12 @@ def _ids() -> tuple[torch.Tensor, torch.Tensor]:
     return ids, (ids != 0).long()
 
 
+def _inputs() -> dict[str, torch.Tensor]:
+    """The same inputs by name, as every compress model is called."""
+    ids, mask = _ids()
+    return {"input_ids": ids, "attention_mask": mask}
+
+
 def write_exported(directory: Path) -> str:
     """``BagOfWords`` as compress's own torch.export directory (with tokenizer); returns its sha256."""
     batch, seq = torch.export.Dim("batch", max=64), torch.export.Dim("seq", min=2, max=128)
@@ -127,7 +133,7 @@ def test_model_source_exported_dir_needs_trust(evil, exported):
     assert "--trust-model-code" in str(caught.value) and not marker.exists()
     loaded = load_input_model(ModelConfig(source=str(exported[0]), trust_model_code=True), LABELS)
     with torch.no_grad():
-        assert torch.allclose(loaded.module(*_ids()), BagOfWords()(*_ids()))
+        assert torch.allclose(loaded.module(**_inputs()), BagOfWords()(*_ids()))
 
 
 def test_run_cli_refuses_an_untrusted_exported_source(evil, tmp_path):
@@ -183,7 +189,7 @@ def test_bench_python_needs_trust_and_records_what_it_trusted(evil, exported, fa
     # The memory subprocess reloads each variant from its record, without the flag: only what was trusted.
     reloaded = loadable(Variant.from_record({**_record(exported[0]), "info": program["info"]})).module()
     with torch.no_grad():
-        assert torch.allclose(reloaded(*_ids()), BagOfWords()(*_ids()))
+        assert torch.allclose(reloaded(**_inputs()), BagOfWords()(*_ids()))
 
 
 def _record(path: Path) -> dict:
@@ -196,7 +202,7 @@ def _record(path: Path) -> dict:
 def test_own_program_loads_only_while_its_digest_matches(exported, evil):
     directory, digest = exported
     with torch.no_grad():
-        assert torch.allclose(load_model(directory, expected_sha256=digest)(*_ids()), BagOfWords()(*_ids()))
+        assert torch.allclose(load_model(directory, expected_sha256=digest)(**_inputs()), BagOfWords()(*_ids()))
     assert json.loads((directory / MANIFEST).read_text())["sha256"] == digest  # also kept with the program
     evil_dir, marker = evil
     with pytest.raises(ModelLoadError, match="not the program compress wrote here"):
@@ -211,7 +217,7 @@ def test_own_factory_loads_only_when_the_recipe_named_it(factory_dir):
     assert not marker.exists()
     variant = Variant("input", "torch", "fp32", directory, directory, "input", {"source": "trust_markers:build"})
     with torch.no_grad():
-        assert torch.allclose(variant.module()(*_ids()), BagOfWords()(*_ids()))
+        assert torch.allclose(variant.module()(**_inputs()), BagOfWords()(*_ids()))
 
 
 @pytest.fixture(scope="module")
