@@ -9,13 +9,14 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import shutil
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
-from compress.core.files import sha256_file, write_json_atomic
+from compress.core.files import sha256_file, temp_sibling, write_json_atomic
 from compress.errors import ModelLoadError
 from compress.models.manifest import MANIFEST
 from compress.models.safety import TRUST_HINT
@@ -59,13 +60,17 @@ def save_exported(program: torch.export.ExportedProgram, directory: Path, manife
     so a later run can load its own program without ``--trust-model-code`` as long as the bytes match.
     """
     directory.mkdir(parents=True, exist_ok=True)
-    partial = directory / f".partial.{PROGRAM_FILE}"  # torch.export wants a .pt2 suffix on what it writes
+    # torch.export wants a .pt2 suffix on what it writes: write it inside a compress temp folder (which
+    # resume and --restart clean if a kill leaves it), then move it into place.
+    staging = temp_sibling(directory / PROGRAM_FILE)
+    staging.mkdir()
     try:
+        partial = staging / PROGRAM_FILE
         torch.export.save(program, str(partial))
         digest = sha256_file(partial)
         os.replace(partial, directory / PROGRAM_FILE)
     finally:
-        partial.unlink(missing_ok=True)
+        shutil.rmtree(staging, ignore_errors=True)
     write_json_atomic(
         directory / MANIFEST,
         {"format": 1, "kind": EXPORTED_KIND, "file": PROGRAM_FILE, "sha256": digest, **manifest},
