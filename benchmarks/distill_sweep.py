@@ -28,9 +28,9 @@ from compress.data.sources import load_task
 from compress.data.tokenization import TextEncoder
 from compress.distillation.config import DistillConfig
 from compress.distillation.run import distill, encoded_transfer
-from compress.evaluation.accuracy import predict_logits
 from compress.models.persistence import load_model
 from compress.runtimes import TorchPredictor
+from compress.runtimes.batched import predict_logits
 from compress.tasks import get_task
 
 

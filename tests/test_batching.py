@@ -9,8 +9,8 @@ from transformers import BertForSequenceClassification
 
 from compress.data.batching import bucketed_batches, iterate_batches, lengths_of, pad_batch
 from compress.distillation.cache import cache_teacher
-from compress.evaluation.accuracy import predict_logits
 from compress.runtimes import TorchPredictor
+from compress.runtimes.batched import predict_logits
 from compress.tasks.text_classification import TokenExamples
 from compress.training.kd import teacher_logits
 

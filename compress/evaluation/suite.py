@@ -14,7 +14,7 @@ from compress.core.progress import progress_bar, step
 from compress.core.requirements import cuda_available
 from compress.core.variant import Variant
 from compress.data.dataset import TextDataset
-from compress.evaluation.accuracy import accuracy, predict_logits
+from compress.evaluation.accuracy import accuracy
 from compress.evaluation.latency import LatencyStats, TimedSetting, measure_settings, percentile
 from compress.evaluation.setting import Setting
 from compress.runtimes import (
@@ -26,6 +26,7 @@ from compress.runtimes import (
     open_runtime,
     runtime_names,
 )
+from compress.runtimes.batched import predict_logits
 from compress.tasks import get_task
 
 PositiveInt = Annotated[int, Field(ge=1)]

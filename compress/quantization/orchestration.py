@@ -15,11 +15,12 @@ from compress.core.stage import ONNX, TORCH
 from compress.core.variant import Variant
 from compress.data.dataset import TaskData
 from compress.errors import StageError
-from compress.evaluation.accuracy import accuracy, predict_logits
+from compress.evaluation.accuracy import accuracy
 from compress.evaluation.latency import measure_interleaved
 from compress.quantization.calibration import CalibrationReader, calibration_texts
 from compress.quantization.settings import OrtQuantSettings
 from compress.runtimes import OnnxPredictor, Predictor, TorchPredictor
+from compress.runtimes.batched import predict_logits
 from compress.tasks.base import Split, Task
 
 INC_FIELDS = {

@@ -7,8 +7,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from compress.evaluation.accuracy import predict_logits
 from compress.models.forward import classifier_logits
+from compress.runtimes.batched import predict_logits
 from compress.runtimes.torch import TorchPredictor
 from compress.tasks.base import Examples
 

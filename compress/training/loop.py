@@ -23,8 +23,9 @@ from torch import nn
 from compress.core.options import Options
 from compress.core.progress import progress_bar
 from compress.data.batching import bucketed_batches, num_batches
-from compress.evaluation.accuracy import accuracy, predict_logits
+from compress.evaluation.accuracy import accuracy
 from compress.models.forward import classifier_logits
+from compress.runtimes.batched import predict_logits
 from compress.runtimes.torch import TorchPredictor
 from compress.tasks.base import Examples, Split
 from compress.training import distributed

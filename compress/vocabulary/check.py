@@ -9,8 +9,8 @@ import numpy as np
 from torch import nn
 
 from compress.data.tokenization import TextEncoder
-from compress.evaluation.accuracy import predict_logits
 from compress.runtimes import TorchPredictor
+from compress.runtimes.batched import predict_logits
 from compress.vocabulary.pruning import VocabularyPlan, remap_ids
 
 
