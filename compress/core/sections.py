@@ -6,9 +6,12 @@ dataset needs only these values, not the recipe machinery.
 
 from __future__ import annotations
 
-from pydantic import Field
+from typing import Literal
+
+from pydantic import Field, model_validator
 
 from compress.core.options import Options
+from compress.errors import RecipeError
 
 
 class ModelConfig(Options):
@@ -36,3 +39,40 @@ class DataConfig(Options):
     dev_size: float = Field(1000, gt=0, description="Examples (>=1) or fraction (<1) held out for dev.")
     seed: int = 0
     limit: int | None = Field(None, ge=10, description="Stratified subsample before splitting (quick runs).")
+    label_kind: Literal["auto", "single", "multi", "regression"] = Field(
+        "auto",
+        description="single: one class per row; multi: a list of labels per row (or several 0/1 label_columns); "
+        "regression: a number per row; auto: detected from the data.",
+    )
+    label_columns: list[str] | None = Field(
+        None, min_length=2, description="Multi-label data as several 0/1 columns, one per label (not label_column)."
+    )
+
+    @model_validator(mode="after")
+    def _splits_fit_the_limit(self) -> DataConfig:
+        if self.limit is not None and self.test_size >= 1 and self.dev_size >= 1:
+            if self.test_size + self.dev_size >= self.limit:
+                raise RecipeError(
+                    f"data.test_size ({self.test_size:g}) + data.dev_size ({self.dev_size:g}) leave nothing to train "
+                    f"on within data.limit ({self.limit}); lower them or raise data.limit"
+                )
+        if self.label_columns is not None and self.label_kind not in ("auto", "multi"):
+            raise RecipeError(f"data.label_columns are 0/1 columns of a multi-label task, not label_kind {self.label_kind!r}")
+        return self
+
+
+class TaskConfig(Options):
+    kind: str = Field(
+        "text-classification",
+        description="What the model does: 'text-classification' (labels) or 'sentence-embedding' (vectors).",
+    )
+    pooling: Literal["mean", "cls"] | None = Field(
+        None,
+        description="sentence-embedding: token vectors -> one vector; None: the sentence-transformers folder's "
+        "1_Pooling/config.json, else mean.",
+    )
+    normalize: bool | None = Field(
+        None,
+        description="sentence-embedding: L2-normalise the vectors; None: as the folder's modules.json says "
+        "(a Normalize module), else true.",
+    )

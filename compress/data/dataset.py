@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from collections import Counter, defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from compress.data.labels import Labelled
 from compress.errors import DataError
 
 
@@ -39,18 +41,36 @@ class TaskData:
     train: TextDataset
     dev: TextDataset
     test: TextDataset
+    label_kind: str = "single"
+    """single (class index per row), multi (a 0/1 tuple per row) or regression (a float per row)."""
+    normalised: dict[str, int] = field(default_factory=dict)
+    """How many labels were normalised, by what (whitespace_stripped, integral_floats)."""
 
     @property
     def num_labels(self) -> int:
+        """Model outputs: one per class or label, one for a regression value."""
         return len(self.label_names)
 
+    def label_counts(self, split: str) -> dict[str, object]:
+        """Rows per class (single), rows carrying each label (multi), or the value's range (regression)."""
+        labels = getattr(self, split).labels
+        if self.label_kind == "multi":
+            return {name: int(sum(row[i] for row in labels)) for i, name in enumerate(self.label_names)}
+        if self.label_kind == "regression":
+            values = [float(v) for v in labels]
+            return {"min": min(values), "mean": sum(values) / len(values), "max": max(values)} if values else {}
+        return dict(Counter(self.label_names[i] for i in labels))
+
     def summary(self) -> dict[str, object]:
-        return {
+        summary = {
             "name": self.name,
             "labels": list(self.label_names),
             "sizes": {"train": len(self.train), "dev": len(self.dev), "test": len(self.test)},
-            "test_label_counts": dict(Counter(self.label_names[i] for i in self.test.labels)),
+            "test_label_counts": self.label_counts("test"),
         }
+        if self.label_kind != "single" or self.normalised:
+            summary.update(label_kind=self.label_kind, normalised_labels=dict(self.normalised))
+        return summary
 
 
 MAX_TEXT_CHARS = 1 << 18
@@ -59,16 +79,44 @@ MAX_TEXT_CHARS = 1 << 18
 10 MB field takes ~20 s every time it is done. The cut texts still count as truncated in the report."""
 
 
-def labelled_examples(name: str, rows: list[tuple[str, str]]) -> tuple[list[str], list[int], tuple[str, ...]]:
-    """Turn (text, label-string) rows into texts, integer labels and sorted label names; checks usability."""
-    rows = [(text[:MAX_TEXT_CHARS], label) for text, label in rows if text and text.strip()]
-    if not rows:
-        raise DataError(f"dataset {name!r} has no examples (after dropping empty texts)")
-    label_names = tuple(sorted({label for _, label in rows}))
-    if len(label_names) < 2:
-        raise DataError(f"dataset {name!r} has a single class ({label_names[0]!r}); classification needs two or more")
-    index = {label: i for i, label in enumerate(label_names)}
-    return [t for t, _ in rows], [index[label] for _, label in rows], label_names
+def split_labelled(
+    name: str, labelled: Labelled, test_size: float, dev_size: float, seed: int, limit: int | None = None
+) -> TaskData:
+    """Cut long texts and split: stratified by class for single-label data, a seeded shuffle otherwise."""
+    texts = [text[:MAX_TEXT_CHARS] for text in labelled.texts]
+    if labelled.kind == "single":
+        if len(labelled.label_names) < 2:
+            raise DataError(
+                f"dataset {name!r} has a single class ({labelled.label_names[0]!r}); classification needs two or more"
+            )
+        data = stratified_split(name, texts, labelled.labels, labelled.label_names, test_size, dev_size, seed, limit)
+    else:
+        data = shuffled_split(name, texts, labelled.labels, labelled.label_names, test_size, dev_size, seed, limit)
+    return dataclasses.replace(data, label_kind=labelled.kind, normalised=labelled.normalised)
+
+
+def shuffled_split(
+    name: str, texts: list[str], labels: list, label_names: tuple[str, ...],
+    test_size: float, dev_size: float, seed: int, limit: int | None = None,
+) -> TaskData:
+    """Shuffle with ``seed`` (keeping ``limit`` rows) and cut test, dev and train (labels not stratified)."""
+    order = list(range(len(texts)))
+    random.Random(seed).shuffle(order)
+    order = order[:limit] if limit is not None else order
+    total = len(order)
+    n_test, n_dev = _split_count(test_size, total), _split_count(dev_size, total)
+    if n_test + n_dev >= total:
+        raise DataError(
+            f"dataset {name!r} has {total} examples, too few for test={n_test} and dev={n_dev} "
+            "with any left to train on; lower data.test_size / data.dev_size"
+        )
+
+    def subset(indices: list[int]) -> TextDataset:
+        return TextDataset(tuple(texts[i] for i in indices), tuple(labels[i] for i in indices))
+
+    return TaskData(
+        name, label_names, subset(order[n_test + n_dev :]), subset(order[n_test : n_test + n_dev]), subset(order[:n_test])
+    )
 
 
 def _split_count(size: float, total: int) -> int:

@@ -10,7 +10,8 @@ from pathlib import Path
 
 from compress.core.sections import DataConfig
 from compress.data import spam_assassin  # noqa: F401  (registers the built-in dataset it defines)
-from compress.data.dataset import TaskData, labelled_examples, stratified_split
+from compress.data.dataset import TaskData, split_labelled
+from compress.data.labels import RawLabel, normalise_labels
 from compress.data.registry import BUILTIN_DATASETS, Rows, builtin_dataset
 from compress.errors import DataError
 
@@ -75,8 +76,8 @@ def _csv_rows(path: Path, handle, delimiter: str) -> list[tuple[int, dict]]:
         raise DataError(f"{path}: line {reader.line_num} is not valid CSV ({error})") from None
 
 
-def read_table(path: Path, text_column: str, label_column: str) -> Rows:
-    """Read (text, label) pairs from a .csv/.tsv or .jsonl file (UTF-8, with or without a BOM)."""
+def _records(path: Path) -> list[tuple[int, dict]]:
+    """(line number, record) of a .csv/.tsv or .jsonl file (UTF-8, with or without a BOM)."""
     if not path.is_file():
         raise DataError(f"{path}: data file not found")
     suffix = "".join(path.suffixes[-2:]) if path.suffix == ".bz2" else path.suffix
@@ -95,17 +96,27 @@ def read_table(path: Path, text_column: str, label_column: str) -> Rows:
         raise DataError(f"{path}: not UTF-8 text (byte {error.start}); re-save the file as UTF-8") from None
     if not records:
         raise DataError(f"{path}: the file has no rows")
+    return records
+
+
+def _check_columns(path: Path, records: list[tuple[int, dict]], needed: list[str]) -> None:
     columns = set(records[0][1])
-    missing = [c for c in (text_column, label_column) if c not in columns]
+    missing = [c for c in needed if c not in columns]
     if missing:
         raise DataError(
             f"{path}: missing column(s) {', '.join(map(repr, missing))}; found {', '.join(sorted(map(str, columns)))}",
-            hint="set data.text_column / data.label_column in the recipe",
+            hint="set data.text_column / data.label_column (or data.label_columns) in the recipe",
         )
     for number, record in records:  # a JSONL line may lack a key the first line has (CSV rows cannot)
-        absent = [c for c in (text_column, label_column) if c not in record]
+        absent = [c for c in needed if c not in record]
         if absent:
             raise DataError(f"{path}: line {number} has no {' or '.join(map(repr, absent))} field")
+
+
+def read_table(path: Path, text_column: str, label_column: str) -> Rows:
+    """Read (text, label) pairs from a .csv/.tsv or .jsonl file; rows without a label are skipped."""
+    records = _records(path)
+    _check_columns(path, records, [text_column, label_column])
     return [
         (str(r[text_column] or ""), str(r[label_column]))
         for _, r in records
@@ -113,11 +124,35 @@ def read_table(path: Path, text_column: str, label_column: str) -> Rows:
     ]
 
 
+def _hot(path: Path, number: int, column: str, value: object) -> bool:
+    """A 0/1 label column's value as a bool; anything else is refused naming the row."""
+    text = str(value).strip().lower() if value is not None else ""
+    if text in ("1", "1.0", "true"):
+        return True
+    if text in ("0", "0.0", "false"):
+        return False
+    raise DataError(f"{path}: row {number}: label column {column!r} is {value!r}, expected 0 or 1")
+
+
+def read_labelled(path: Path, config: DataConfig) -> list[RawLabel]:
+    """Every row's text and raw label (a string, number, list, or the 0/1 ``label_columns`` as a list)."""
+    records = _records(path)
+    if config.label_columns:
+        _check_columns(path, records, [config.text_column, *config.label_columns])
+        return [
+            RawLabel(n, str(r[config.text_column] or ""), [c for c in config.label_columns if _hot(path, n, c, r[c])])
+            for n, r in records
+        ]
+    _check_columns(path, records, [config.text_column, config.label_column])
+    return [RawLabel(n, str(r[config.text_column] or ""), r[config.label_column]) for n, r in records]
+
+
 def load_task(config: DataConfig) -> TaskData:
-    """Load the recipe's dataset and split it (seeded, stratified)."""
+    """Load the recipe's dataset, check and normalise its labels (:mod:`compress.data.labels`), split it."""
     if config.dataset in BUILTIN_DATASETS:
-        rows = BUILTIN_DATASETS[config.dataset]()
         name = config.dataset
+        rows = BUILTIN_DATASETS[name]()
+        raw = [RawLabel(number, text, label) for number, (text, label) in enumerate(rows, start=1)]
     else:
         path = Path(config.dataset)
         if not path.suffix:
@@ -125,9 +160,10 @@ def load_task(config: DataConfig) -> TaskData:
                 f"unknown dataset {config.dataset!r}; built-in: {', '.join(sorted(BUILTIN_DATASETS))}, "
                 "or give a .csv/.jsonl path"
             )
-        rows = read_table(path, config.text_column, config.label_column)
         name = path.name
-    texts, labels, label_names = labelled_examples(name, rows)
-    return stratified_split(
-        name, texts, labels, label_names, config.test_size, config.dev_size, config.seed, config.limit
-    )
+        raw = read_labelled(path, config)
+    raw = [r for r in raw if r.text.strip()]
+    if not raw:
+        raise DataError(f"dataset {name!r} has no examples (after dropping empty texts)")
+    labelled = normalise_labels(name, raw, config.label_kind, config.label_columns)
+    return split_labelled(name, labelled, config.test_size, config.dev_size, config.seed, config.limit)
