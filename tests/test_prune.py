@@ -11,14 +11,19 @@ from tiny import registered_families, tiny_config
 from compress.core.recipe import parse_recipe
 from compress.errors import CompressError, RecipeError
 from compress.models import architectures as arch
+from compress.models.families import family_for
 from compress.models.persistence import load_model, save_model
 from compress.pruning.selection import evenly_kept_layers, removal_counts
 from compress.pruning.spec import PruningSpec
 from compress.pruning.structured import prune_model, shape_summary
 from compress.run.pipeline import run_recipe
 
-FAMILIES = registered_families()
-"""Every registered model family: a new family's adapter is tested by registering it."""
+FAMILIES = [f for f in registered_families() if family_for(f).supports("prune")]
+"""Every registered model family that declares ``prune``: a new family's adapter is tested by registering it."""
+
+
+def allowed(family: str, *dimensions: str) -> bool:
+    return not set(dimensions) & set(family_for(family).prune_refusals)
 
 
 def tiny_model(family: str, layers: int = 2, seed: int = 0):
@@ -75,6 +80,12 @@ DIMENSIONS = {
 def test_each_dimension_prunes_each_family(family, dimension):
     spec, expected = DIMENSIONS[dimension]
     model = tiny_model(family)
+    if not allowed(family, dimension):  # refused up front, naming the family, the dimension and why
+        reason = family_for(family).prune_refusals[dimension]
+        with pytest.raises(CompressError) as refused:
+            prune(model, **spec)
+        assert f"model family '{family}' cannot prune {dimension} ({reason}); it can prune" in str(refused.value)
+        return
     before = sum(p.numel() for p in model.parameters())
     ids, mask = batch()
     reference = logits(model, ids, mask)
@@ -147,9 +158,8 @@ def test_dropping_layers_by_index_and_count():
 def test_non_uniform_pruned_model_round_trips(family, tmp_path):
     model = tiny_model(family, layers=3)
     calibration = [(dict(zip(("input_ids", "attention_mask"), batch(seed=5, n=8), strict=True)), torch.tensor([0, 1] * 4))]
-    shapes = prune(
-        model, calibration, heads=5, head_dims=0.25, ffn=0.4, layers=[1], scope="global", importance="taylor"
-    )["after"]
+    attention = {"heads": 5, "head_dims": 0.25} if allowed(family, "heads", "head_dims") else {}
+    shapes = prune(model, calibration, **attention, ffn=0.4, layers=[1], scope="global", importance="taylor")["after"]
     assert len(set(shapes["ffn"])) > 1 or len(set(shapes["heads"])) > 1  # really non-uniform
     save_model(model, tmp_path / "m")
     loaded = load_model(tmp_path / "m")
@@ -159,7 +169,7 @@ def test_non_uniform_pruned_model_round_trips(family, tmp_path):
     assert arch.attention_layout(loaded) == arch.attention_layout(model)
 
 
-@pytest.mark.parametrize("family", FAMILIES)
+@pytest.mark.parametrize("family", [f for f in FAMILIES if allowed(f, "heads", "head_dims")])
 def test_pruned_attention_matches_reference_computation(family):
     model = tiny_model(family)
     prune(model, heads=0.5, head_dims=0.25)  # 2 heads of 6 dims per layer, known without the bookkeeping

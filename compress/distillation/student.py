@@ -168,7 +168,7 @@ def _copy_weights(family: FamilyAdapter, teacher: nn.Module, student: nn.Module,
             elif rest == f"{ffn_out}.weight":
                 value = value[:, keep[int(index)]]
         else:
-            value = source[key]
+            value = family.student_tensor(name, source[key], target.shape)
         state[name] = value.clone()
         if state[name].shape != target.shape:
             raise StageError(
@@ -226,7 +226,7 @@ def _fit_merge_scales(
         for c in candidates:
             layer = copy.deepcopy(trial)
             _set_merge_scale(family, layer, c, group)
-            out = layer(hidden[teacher_index], attention_mask=additive)
+            out = layer(hidden[teacher_index], attention_mask=additive, **family.layer_kwargs(student, hidden[0]))
             out = out[0] if isinstance(out, tuple) else out
             errors.append(float(((out[valid] - target) ** 2).mean()))
         scales.append(candidates[min(range(len(errors)), key=errors.__getitem__)])

@@ -19,6 +19,7 @@ __all__ = [
     "embeddings",
     "encoder_layers",
     "ffn_projections",
+    "has_family",
     "keep_layers",
     "model_family",
     "self_attention",
@@ -28,6 +29,16 @@ __all__ = [
 
 def model_family(model: nn.Module) -> str:
     return model_type_of(model)
+
+
+def has_family(model: nn.Module) -> bool:
+    """Whether the model's family has an adapter that can prune it (only those models can have an
+    attention layout other than their config's)."""
+    from compress.models.families.base import _REGISTRY, family_names
+
+    family_names()
+    adapter = _REGISTRY.get(model_type_of(model))
+    return adapter is not None and adapter.supports("prune")
 
 
 def backbone(model: nn.Module) -> nn.Module:
@@ -47,7 +58,7 @@ def _layer_family(layer: nn.Module):
     for adapter in dict.fromkeys(_REGISTRY.values()):
         try:
             adapter.attention_projections(layer)
-        except AttributeError:
+        except (AttributeError, NotImplementedError):  # not this family's layout, or no layout at all
             continue
         return adapter
     return family_for(layer)  # raises, naming the supported families

@@ -25,6 +25,14 @@ if TYPE_CHECKING:
 
 WEIGHTS = "model.safetensors"
 FORMAT_VERSION = 1
+ARCHITECTURES: dict[str, type[nn.Module]] = {}
+"""Model classes outside ``transformers`` that a manifest may name (built from the saved config alone)."""
+
+
+def register_architecture(cls: type[nn.Module]) -> type[nn.Module]:
+    """Let :func:`load_model` rebuild ``cls(config)`` for a manifest whose architecture is ``cls.__name__``."""
+    ARCHITECTURES[cls.__name__] = cls
+    return cls
 
 
 def save_model(model: nn.Module, directory: str | Path, factory: str | None = None) -> Path:
@@ -43,7 +51,10 @@ def save_model(model: nn.Module, directory: str | Path, factory: str | None = No
     }
     if config is not None and factory is None:
         manifest["config"] = config.to_dict()
-        manifest["attention"] = [layout.to_dict() for layout in architectures.attention_layout(model)]
+        # Only a family with an adapter can be pruned, so only its attention layout can differ from what
+        # the config says; any other Hugging Face model saves and loads from its config alone.
+        if architectures.has_family(model):
+            manifest["attention"] = [layout.to_dict() for layout in architectures.attention_layout(model)]
     write_json_atomic(directory / MANIFEST, manifest)
     return directory
 
@@ -113,7 +124,7 @@ def _instantiate(manifest: dict[str, Any]) -> nn.Module:
     config_dict = dict(manifest["config"])
     config_class = transformers.AutoConfig.for_model(config_dict.pop("model_type"))
     config = config_class.from_dict(config_dict) if hasattr(config_class, "from_dict") else config_class
-    architecture = getattr(transformers, manifest["architecture"], None)
+    architecture = ARCHITECTURES.get(manifest["architecture"]) or getattr(transformers, manifest["architecture"], None)
     if architecture is None:
         raise ModelLoadError(f"unknown architecture {manifest['architecture']!r} in {MANIFEST}")
     # Built on the CPU, not the meta device: non-persistent buffers (position ids) are not in the

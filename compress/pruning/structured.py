@@ -40,7 +40,7 @@ def shape_summary(model: nn.Module) -> dict[str, Any]:
     layouts = family.attention_layout(model)
     return {
         "layers": len(layers),
-        "hidden": int(family.word_embeddings(model).weight.shape[1]),
+        "hidden": family.hidden_width(model),
         "heads": [lay.heads for lay in layouts],
         "head_size": [lay.head_size for lay in layouts],
         "ffn": [family.ffn_projections(layer)[0].out_features for layer in layers],
@@ -52,6 +52,9 @@ def prune_model(
 ) -> dict[str, Any]:
     """Prune ``model`` in place as ``spec`` asks; return its shapes before and after."""
     family = require(model, "prune")  # names the family when it is not supported
+    refused = family.refused_prune(spec)
+    if refused:
+        raise StageError(refused)
     if spec.importance == "taylor" and not calibration:
         raise StageError("prune: importance 'taylor' needs calibration batches, none were given")
     model.eval()
@@ -186,7 +189,7 @@ def _prune_ffn(family: FamilyAdapter, model: nn.Module, graph, importance, spec:
 def _prune_hidden(family: FamilyAdapter, model: nn.Module, graph, importance, spec: PruningSpec) -> None:
     """Narrow the residual stream; the kept width stays a multiple of the config's head count (and round_to)
     so that the saved Hugging Face config can still build the model before its modules are resized."""
-    root = family.word_embeddings(model)
+    root = family.residual_root(model)
     scores = _scores(graph, importance, root)
     total = len(scores)
     step = math.lcm(spec.round_to or 1, int(model.config.num_attention_heads))

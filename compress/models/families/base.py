@@ -25,6 +25,8 @@ OPERATIONS = ("prune", "distill", "vocab_prune", "fuse")
 """What a family may support: structured pruning, distilling a student of the family, vocabulary pruning
 and ORT transformer fusion of its exported graph."""
 
+PRUNE_DIMENSIONS = ("heads", "head_dims", "ffn", "hidden", "layers")
+
 
 @dataclass(frozen=True)
 class AttentionLayout:
@@ -48,6 +50,14 @@ class FamilyAdapter:
     """The subset of :data:`OPERATIONS` this family supports."""
     fusion_type: str | None = None
     """``model_type`` for ``onnxruntime.transformers.optimizer`` (None: its graphs are not fused)."""
+    missing: str = ""
+    """Why the operations this family lacks are not supported (what would have to be written), for the
+    refusal message."""
+    scaling_follows_head_size: bool = False
+    """True where the attention computes ``1/sqrt(head size)`` at every call (no scaling of its own)."""
+    prune_refusals: dict[str, str] = {}
+    """Pruning dimensions (``heads``, ``head_dims``, ``ffn``, ``hidden``, ``layers``) this family refuses
+    although it supports ``prune``, each with the reason."""
 
     @property
     def name(self) -> str:
@@ -55,6 +65,18 @@ class FamilyAdapter:
 
     def supports(self, operation: str) -> bool:
         return operation in self.operations
+
+    def refused_prune(self, spec: Any) -> str:
+        """Why this family refuses a dimension the pruning ``spec`` asks for ("" when it refuses none)."""
+        asked = [d for d in PRUNE_DIMENSIONS if getattr(spec, d, None)]
+        reasons = [f"{d} ({self.prune_refusals[d]})" for d in asked if d in self.prune_refusals]
+        if not reasons:
+            return ""
+        allowed = [d for d in PRUNE_DIMENSIONS if d not in self.prune_refusals]
+        return (
+            f"prune: model family {self.name!r} cannot prune {'; '.join(reasons)}; "
+            f"it can prune {', '.join(allowed)}"
+        )
 
     # --- structure --------------------------------------------------------------------------------------
     def backbone(self, model: nn.Module) -> nn.Module:
@@ -85,6 +107,22 @@ class FamilyAdapter:
 
     def word_embeddings(self, model: nn.Module) -> nn.Embedding:
         return self.embeddings(model).word_embeddings
+
+    def residual_root(self, model: nn.Module) -> nn.Module:
+        """The first module whose outputs are the residual stream (hidden pruning cuts its outputs)."""
+        return self.word_embeddings(model)
+
+    def hidden_width(self, model: nn.Module) -> int:
+        root = self.residual_root(model)
+        return int(root.embedding_dim if hasattr(root, "embedding_dim") else root.out_features)
+
+    def layer_kwargs(self, model: nn.Module, hidden: Any) -> dict[str, Any]:
+        """Extra keyword arguments an encoder layer of ``model`` needs when called alone on ``hidden``."""
+        return {}
+
+    def student_tensor(self, name: str, teacher_value: Any, student_shape: Any) -> Any:
+        """The student's tensor ``name`` made from the teacher's tensor of that name (by default as is)."""
+        return teacher_value
 
     # --- head bookkeeping -------------------------------------------------------------------------------
     def read_layout(self, attention: nn.Module) -> AttentionLayout:
@@ -186,8 +224,10 @@ def family_for(model_or_config: Any) -> FamilyAdapter:
 def unsupported_message(family: str, operation: str) -> str:
     """``model family 'x' does not support 'op'; families that do: ...``."""
     others = families_supporting(operation)
+    adapter = _REGISTRY.get(family)
+    why = f" ({adapter.missing})" if adapter is not None and adapter.missing else ""
     return (
-        f"model family {family!r} does not support {operation!r}; "
+        f"model family {family!r} does not support {operation!r}{why}; "
         f"families that do: {', '.join(others) or 'none'}"
     )
 

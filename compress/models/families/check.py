@@ -95,13 +95,17 @@ def check_recipe_families(recipe: Recipe) -> FamilyCheck:
         for operation in operations:
             if adapter is None or not adapter.supports(operation):
                 others = families_supporting(operation)
-                known = "" if adapter else f" (registered families: {', '.join(family_names())})"
+                known = f" ({adapter.missing})" if adapter and adapter.missing else ""
+                known = known if adapter else f" (registered families: {', '.join(family_names())})"
                 raise StageError(
                     f"{where}; stage {stage_id!r} needs {operation!r}, which model family {model_type!r} does "
                     f"not support{known}; families that do: {', '.join(others) or 'none'}"
                 )
     if adapter is None:
         return FamilyCheck(model_type, f"model family {model_type}: no stage needs a family adapter", needed)
+    for spec in recipe.stages:
+        if spec.kind == "prune" and (refused := adapter.refused_prune(spec.config)):
+            raise StageError(f"{where}; stage {spec.id!r}: {refused}")
     checked = ", ".join(f"{stage_id} ({'+'.join(ops)})" for stage_id, ops in needed.items())
     supported = ", ".join(sorted(adapter.operations))
     return FamilyCheck(

@@ -19,6 +19,10 @@ class DistilBertFamily(FamilyAdapter):
     model_types = ("distilbert",)
     operations = frozenset({"prune", "vocab_prune", "fuse"})
     fusion_type = "bert"
+    missing = (
+        "a DistilBERT student (DistilBertConfig n_layers/n_heads/hidden_dim) and the teacher-layer copy with "
+        "merged heads are not written or tested; distil a BERT or RoBERTa teacher, or prune this one"
+    )
 
     def encoder_layers(self, model: nn.Module) -> nn.ModuleList:
         return self.backbone(model).transformer.layer
