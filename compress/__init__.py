@@ -17,7 +17,7 @@ from compress.errors import CompressError
 silence_library_noise()
 
 __version__ = "0.1.0"
-__all__ = ["CompressError", "list_recipes", "predict", "run_recipe", "validate_recipe", "__version__"]
+__all__ = ["CompressError", "embed", "list_recipes", "predict", "run_recipe", "validate_recipe", "__version__"]
 
 if TYPE_CHECKING:
     from compress.bundle.predict import Prediction
@@ -56,6 +56,13 @@ def list_recipes() -> list[tuple[str, str]]:
     from compress.core.recipe import bundled_recipes
 
     return bundled_recipes()
+
+
+def embed(bundle_dir: Any, texts: list[str]) -> Any:
+    """Embed texts with a sentence-embedding bundle (ONNX Runtime only, no torch): a (texts, dim) array."""
+    from compress.bundle.embed import embed as _embed
+
+    return _embed(bundle_dir, texts)
 
 
 def predict(bundle_dir: Any, texts: list[str]) -> list[Prediction]:

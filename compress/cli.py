@@ -178,7 +178,38 @@ def predict(
     from compress.bundle.predict import predict as run_predict
 
     for prediction in run_predict(bundle, texts):
-        typer.echo(f"{prediction.label}\t{prediction.probability:.3f}\t{prediction.text}")
+        score = prediction.value if prediction.value is not None else prediction.probability
+        typer.echo(f"{prediction.label}\t{score:.3f}\t{prediction.text}")
+
+
+@app.command()
+@friendly_errors
+def embed(
+    bundle: Annotated[Path, typer.Argument(help="Sentence-embedding bundle directory written by a run.")],
+    texts: Annotated[list[str] | None, typer.Argument(help="Texts to embed.")] = None,
+    file: Annotated[Path | None, typer.Option("--file", help="Texts to embed, one per line (UTF-8).")] = None,
+    out: Annotated[Path | None, typer.Option("--out", help="Write the vectors to this .npy file.")] = None,
+) -> None:
+    """Embed texts with a sentence-embedding bundle (ONNX Runtime only): one vector per line, or --out FILE.npy."""
+    import numpy as np
+
+    from compress.bundle.embed import embed as run_embed
+
+    every = list(texts or [])
+    if file is not None:
+        try:
+            every += [line for line in file.read_text(encoding="utf-8").splitlines() if line.strip()]
+        except (OSError, UnicodeDecodeError) as error:
+            raise CompressError(f"--file {file}: cannot read it as UTF-8 text ({error})") from None
+    if not every:
+        raise CompressError("no texts to embed: give texts or --file")
+    vectors = run_embed(bundle, every)
+    if out is not None:
+        np.save(out, vectors)
+        typer.echo(f"{vectors.shape[0]} vectors of {vectors.shape[1]} dimensions -> {out}")
+        return
+    for vector in vectors:
+        typer.echo(" ".join(f"{value:.6f}" for value in vector))
 
 
 def _int_list(text: str, option: str) -> list[int]:

@@ -157,3 +157,40 @@ def quiet_console() -> tuple[Console, io.StringIO]:
     """A console that writes into a buffer (returned too), so a test can read what a run printed."""
     buffer = io.StringIO()
     return Console(file=buffer, width=200), buffer
+
+
+def make_sentence_transformers_dir(directory: Path, pooling: str = "mean", normalize: bool = True,
+                                   seed: int = 0) -> Path:
+    """A tiny random BertModel saved as a sentence-transformers folder: the encoder and tokenizer.json at the
+    root, ``modules.json`` and ``1_Pooling/config.json`` (and a Normalize module when ``normalize``)."""
+    import json
+
+    import torch
+    from transformers import BertModel
+
+    torch.manual_seed(seed)
+    model = BertModel(tiny_config("bert"), add_pooling_layer=False)
+    directory.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(directory)
+    tiny_tokenizer().save(str(directory / "tokenizer.json"))
+    modules = [
+        {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
+        {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"},
+    ]
+    if normalize:
+        modules.append({"idx": 2, "name": "2", "path": "2_Normalize", "type": "sentence_transformers.models.Normalize"})
+    (directory / "modules.json").write_text(json.dumps(modules), encoding="utf-8")
+    (directory / "1_Pooling").mkdir(exist_ok=True)
+    (directory / "1_Pooling" / "config.json").write_text(json.dumps({
+        "word_embedding_dimension": 32,
+        "pooling_mode_cls_token": pooling == "cls",
+        "pooling_mode_mean_tokens": pooling == "mean",
+        "pooling_mode_max_tokens": False,
+    }), encoding="utf-8")
+    return directory
+
+
+def write_texts(path: Path, n: int, seed: int = 0) -> Path:
+    """``n`` synthetic texts, one per line (an unlabelled corpus)."""
+    path.write_text("\n".join(text for text, _ in synthetic_rows(n, seed)) + "\n", encoding="utf-8")
+    return path

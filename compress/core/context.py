@@ -37,10 +37,10 @@ class RunContext:
 
     @cached_property
     def task(self) -> Task:
-        """The run's task (text classification: recipes have no other yet)."""
+        """The run's task: the recipe's ``task.kind``."""
         from compress.tasks import get_task
 
-        return get_task()
+        return get_task(self.recipe.task.kind)
 
     @cached_property
     def splits(self) -> TaskData:

@@ -14,7 +14,7 @@ from pydantic import BaseModel, Field, ValidationError, field_validator
 
 from compress.core.files import check_plain_name
 from compress.core.options import Options
-from compress.core.sections import DataConfig, ModelConfig
+from compress.core.sections import DataConfig, ModelConfig, TaskConfig
 from compress.core.stage import ONNX, TORCH, Stage, get_stage, stage_registry
 from compress.errors import RecipeError
 
@@ -34,6 +34,7 @@ class RecipeModel(Options):
     seed: int = 0
     model: ModelConfig = ModelConfig()
     data: DataConfig = DataConfig()
+    task: TaskConfig = TaskConfig()
     stages: list[Any] = Field(min_length=1)
 
     @field_validator("name")
@@ -73,6 +74,7 @@ class Recipe:
     """Where the recipe came from (a path), for messages."""
     written: dict[str, Any] = field(default_factory=dict, compare=False)
     """The recipe as the user wrote it (overrides applied), before defaults were filled in."""
+    task: TaskConfig = field(default_factory=TaskConfig)
 
     def __post_init__(self) -> None:
         try:
@@ -87,6 +89,7 @@ class Recipe:
             "seed": self.seed,
             "model": self.model.model_dump(),
             "data": self.data.model_dump(),
+            "task": self.task.model_dump(),
             "stages": [
                 {s.kind: {"id": s.id, **_from_option(s), **s.config.model_dump()}} for s in self.stages
             ],
@@ -222,7 +225,7 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str], where: str) -> di
             if not isinstance(target, dict):
                 raise RecipeError(f"--set {text!r}: {head!r} is not a section")
         else:
-            known = set(ids) | {"model", "data"}
+            known = set(ids) | {"model", "data", "task"}
             raise RecipeError(f"--set {text!r}: no stage or section named {head!r}{_did_you_mean(head, known)}")
         for depth, part in enumerate(path[1:-1], start=2):
             target = target.setdefault(part, {})
@@ -246,6 +249,7 @@ def parse_recipe(raw: Any, where: str = "<recipe>", overrides: list[str] | None 
         top = RecipeModel.model_validate(raw)
     except ValidationError as error:
         raise RecipeError(_describe_validation_error(error, where, RecipeModel)) from None
+    _check_task_kind(top.task.kind, where)
 
     entries = _stage_entries(top.stages, where)
     ids = _stage_ids(entries, where)
@@ -300,7 +304,16 @@ def parse_recipe(raw: Any, where: str = "<recipe>", overrides: list[str] | None 
         stages=tuple(specs),
         source=where,
         written=json.loads(json.dumps(raw, default=str)),
+        task=top.task,
     )
+
+
+def _check_task_kind(kind: str, where: str) -> None:
+    from compress.tasks import task_names
+
+    if kind not in task_names():
+        raise RecipeError(f"{where}: task.kind: unknown task {kind!r}{_did_you_mean(kind, task_names())}; "
+                          f"known tasks: {', '.join(task_names())}")
 
 
 def load_recipe(path: str | Path, overrides: list[str] | None = None) -> Recipe:

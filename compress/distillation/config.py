@@ -9,7 +9,7 @@ from pydantic import Field, field_validator, model_validator
 from compress.core.options import Options
 from compress.training.loop import TrainingConfig
 
-LOSS_NAMES = ("logits", "hidden", "attention")
+LOSS_NAMES = ("logits", "hidden", "attention", "embedding_cosine", "embedding_mse")
 Pair = tuple[int, int]
 
 

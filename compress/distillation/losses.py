@@ -4,6 +4,7 @@ Every loss is an ``nn.Module`` (``hidden`` owns learned projections) called with
 and the teacher's cached targets for the same batch; the trainer sums ``weight * loss``.
 
 * ``logits``: Hinton KD, ``compress.training.kd.logits_kd_loss`` (KL at temperature T plus hard-label CE).
+* ``embedding_cosine`` / ``embedding_mse``: on the output vector of a sentence embedder (its pooled embedding).
 * ``hidden``: MSE between student and teacher layer outputs, through a learned Linear when widths differ.
 * ``attention``: MiniLM(v2)-style self-attention relations. Q, K, V of a layer are split into ``R``
   *relation heads* (the same R for student and teacher, whatever their real head counts), and
@@ -170,7 +171,24 @@ class AttentionLoss(DistillLoss):
         return torch.stack(losses).mean()
 
 
+class EmbeddingCosineLoss(DistillLoss):
+    """``1 - cos(student, teacher)`` of the model outputs: for sentence embedders, whose output is the
+    pooled sentence vector (direction is what cosine search compares)."""
+
+    def forward(self, student, teacher, labels):
+        return (1 - F.cosine_similarity(student.logits, teacher.logits.to(student.logits.dtype), dim=-1)).mean()
+
+
+class EmbeddingMseLoss(DistillLoss):
+    """Mean squared error between student and teacher output vectors (sentence embeddings)."""
+
+    def forward(self, student, teacher, labels):
+        return F.mse_loss(student.logits, teacher.logits.to(student.logits.dtype))
+
+
 LOSSES: dict[str, type[DistillLoss]] = {
+    "embedding_cosine": EmbeddingCosineLoss,
+    "embedding_mse": EmbeddingMseLoss,
     "logits": LogitsLoss,
     "hidden": HiddenLoss,
     "attention": AttentionLoss,

@@ -64,6 +64,8 @@ def build_losses(config: DistillConfig, teacher: nn.Module, student: nn.Module, 
             continue
         if name == "logits":
             losses[name] = LogitsLoss(options.temperature, options.hard_label_weight)
+        elif name in ("embedding_cosine", "embedding_mse"):
+            losses[name] = LOSSES[name]()
         elif name == "hidden":
             chosen = options.hidden_layers or pairs
             losses[name] = HiddenLoss(chosen, student.config.hidden_size, teacher.config.hidden_size)

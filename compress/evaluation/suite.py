@@ -27,7 +27,7 @@ from compress.runtimes import (
     runtime_names,
 )
 from compress.runtimes.batched import predict_logits
-from compress.tasks import get_task
+from compress.tasks import Task, get_task
 
 PositiveInt = Annotated[int, Field(ge=1)]
 
@@ -82,6 +82,10 @@ class LatencySettings(Options):
         return names
 
 
+CLASSIFICATION_METRICS = ("accuracy", "agreement_with_baseline")
+"""A task naming these metrics is measured as :class:`AccuracyResult` (report.json's classification shape)."""
+
+
 @dataclass(frozen=True)
 class AccuracyResult:
     accuracy: float
@@ -118,6 +122,8 @@ class MeasuredRow:
     memory: dict[str, MemoryResult] = field(default_factory=dict)
     size_bytes: int | None = None
     accuracy: AccuracyResult | None = None
+    scores: dict[str, float] | None = None
+    """The task's metrics when it is not classification (``task.metric_names``: embeddings' recall@10 ...)."""
 
     def to_dict(self) -> dict[str, Any]:
         row: dict[str, Any] = {
@@ -134,6 +140,8 @@ class MeasuredRow:
             row["size_bytes"] = self.size_bytes
         if self.accuracy is not None:
             row.update(asdict(self.accuracy))
+        if self.scores is not None:
+            row.update(self.scores)
         return row
 
 
@@ -143,21 +151,24 @@ def latency_inputs(processor_dir, texts: Sequence[str], batch: int, seq: int) ->
 
 
 def measure_accuracy(
-    variants: Sequence[Variant], test: TextDataset, max_length: int, console: Console, threads: int
-) -> dict[str, AccuracyResult]:
-    """Test accuracy of each variant, and how often it agrees with the first variant's predictions."""
-    results: dict[str, AccuracyResult] = {}
+    variants: Sequence[Variant], test: TextDataset, max_length: int, console: Console, threads: int,
+    task: Task | None = None,
+) -> dict[str, AccuracyResult | dict[str, float]]:
+    """Test accuracy of each variant, and how often it agrees with the first variant's predictions; for a
+    task with other metrics, its ``score`` of each variant's outputs against the first variant's."""
+    task = task or get_task()
+    results: dict[str, AccuracyResult | dict[str, float]] = {}
     reference = None
     for variant in variants:
-        task = get_task()
         examples = task.encode(task.processor(variant.processor_dir, max_length), test.inputs)
         predictor = open_predictor(variant, "cpu", threads)
         logits = predict_logits(predictor, examples, 64, console, f"accuracy {variant.name}")
-        predictions = logits.argmax(-1)
-        reference = predictions if reference is None else reference
-        results[variant.name] = AccuracyResult(
-            accuracy(logits, test.labels), float((predictions == reference).mean())
-        )
+        reference = logits if reference is None else reference
+        if task.metric_names == CLASSIFICATION_METRICS:
+            predictions, first = logits.argmax(-1), reference.argmax(-1)
+            results[variant.name] = AccuracyResult(accuracy(logits, test.labels), float((predictions == first).mean()))
+        else:
+            results[variant.name] = task.score(logits, reference, test.labels)
     return results
 
 
@@ -313,15 +324,16 @@ def evaluate_variants(
     max_length: int,
     console: Console,
     latency_texts: Sequence[str],
+    task: Task | None = None,
 ) -> dict[str, Any]:
     """Accuracy (when ``test`` is given) and latency for every variant; the first is the baseline."""
     import torch
 
     torch.set_num_threads(settings.threads)
-    task = get_task()
+    task = task or get_task()
     first = task.processor(variants[0].processor_dir, max_length)
     p95 = int(round(percentile(task.encode(first, test.inputs).sizes().tolist(), 95))) if test is not None else None
-    accuracy_results = measure_accuracy(variants, test, max_length, console, settings.threads) if test else {}
+    accuracy_results = measure_accuracy(variants, test, max_length, console, settings.threads, task) if test else {}
     rows, notes = measure_latency(variants, settings, latency_texts, p95, console)
     busy = busy_machine_note()
     if busy:
@@ -334,7 +346,11 @@ def evaluate_variants(
         variant = by_name[row.variant]
         row.size_bytes = variant.size_bytes()
         if row.runtime == variant.runtime:
-            row.accuracy = accuracy_results.get(variant.name)
+            result = accuracy_results.get(variant.name)
+            if isinstance(result, dict):
+                row.scores = result
+            else:
+                row.accuracy = result
     return {
         "settings": {**settings.model_dump(), "p95_tokens": p95},
         "variants": {name: row.to_dict() for name, row in rows.items()},

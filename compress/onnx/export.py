@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -20,9 +20,9 @@ if TYPE_CHECKING:
     from compress.tasks.base import Examples
 
 
-def dynamic_axes(input_names: list[str]) -> dict[str, dict[int, str]]:
-    """Batch and sequence axes of every input dynamic, the batch axis of the logits."""
-    return {**{name: {0: "batch", 1: "sequence"} for name in input_names}, "logits": {0: "batch"}}
+def dynamic_axes(input_names: list[str], output_names: Sequence[str] = ("logits",)) -> dict[str, dict[int, str]]:
+    """Batch and sequence axes of every input dynamic, the batch axis of every output."""
+    return {**{name: {0: "batch", 1: "sequence"} for name in input_names}, **{o: {0: "batch"} for o in output_names}}
 
 
 def use_eager_attention(model: nn.Module) -> None:
@@ -38,9 +38,16 @@ def use_eager_attention(model: nn.Module) -> None:
         config._attn_implementation = "eager"
 
 
-def export_onnx(model: nn.Module, example: Mapping[str, np.ndarray], target: Path, opset: int) -> Path:
+def export_onnx(
+    model: nn.Module,
+    example: Mapping[str, np.ndarray],
+    target: Path,
+    opset: int,
+    output_names: Sequence[str] = ("logits",),
+) -> Path:
     """Export ``model`` to a single ONNX file at ``target`` (written atomically). ``example`` is a batch of
-    the task's named inputs: the graph's inputs get their names, in their order."""
+    the task's named inputs: the graph's inputs get their names, in their order; its one output is named by
+    the task (``output_names``)."""
     use_eager_attention(model)
     names = list(example)
     wrapper = LogitsOnly(model, names).eval()
@@ -51,8 +58,8 @@ def export_onnx(model: nn.Module, example: Mapping[str, np.ndarray], target: Pat
             args,
             str(tmp),
             input_names=names,
-            output_names=["logits"],
-            dynamic_axes=dynamic_axes(names),
+            output_names=list(output_names),
+            dynamic_axes=dynamic_axes(names, output_names),
             opset_version=opset,
             do_constant_folding=True,
             dynamo=False,

@@ -78,8 +78,14 @@ def _ordered_rows(variants: Sequence[Variant], measured: dict[str, Any]) -> list
     return rows
 
 
-def measured_entries(variants: Sequence[Variant], measured: dict[str, Any], baseline: Variant) -> list[dict[str, Any]]:
-    """report.json's ``variants`` list: one entry per measured row, with ratios against ``baseline``."""
+CLASSIFICATION_ROW = ("accuracy", "agreement_with_baseline")
+
+
+def measured_entries(
+    variants: Sequence[Variant], measured: dict[str, Any], baseline: Variant, metric_names: Sequence[str] = ()
+) -> list[dict[str, Any]]:
+    """report.json's ``variants`` list: one entry per measured row, with ratios against ``baseline``; the
+    task's ``metric_names`` (embeddings' recall@10 ...) are added after ``agreement_with_baseline``."""
     base = measured.get(baseline.name, {})
     base_latency = base.get("latency_ms", {})
     base_size = base.get("size_bytes") or baseline.size_bytes()
@@ -102,6 +108,7 @@ def measured_entries(variants: Sequence[Variant], measured: dict[str, Any], base
                     None if accuracy_value is None or base_accuracy is None else round(accuracy_value - base_accuracy, 6)
                 ),
                 "agreement_with_baseline": result.get("agreement_with_baseline"),
+                **{metric: result.get(metric) for metric in metric_names if metric not in CLASSIFICATION_ROW},
                 "size_bytes": size,
                 "size_ratio_vs_baseline": round(base_size / size, 3) if size else None,
                 "parameters": variant.info.get("parameters"),
@@ -117,7 +124,9 @@ def measured_entries(variants: Sequence[Variant], measured: dict[str, Any], base
 
 
 def variant_entries(ctx: RunContext) -> list[dict[str, Any]]:
-    return measured_entries(list(ctx.variants.values()), ctx.evaluation.get("variants", {}), ctx.baseline)
+    return measured_entries(
+        list(ctx.variants.values()), ctx.evaluation.get("variants", {}), ctx.baseline, ctx.task.metric_names
+    )
 
 
 def noise_threshold() -> float:

@@ -236,13 +236,12 @@ def _load_input(ctx: RunContext) -> Variant:
     from compress.data.checks import truncation_check
     from compress.models.complexity import model_facts
     from compress.models.persistence import save_model
-    from compress.models.sources import check_model_output, load_input_model
 
     task, splits = ctx.task, ctx.splits
-    loaded = load_input_model(ctx.recipe.model, splits.label_names)
+    loaded = task.load_model(ctx.recipe.model, splits, ctx.recipe.task)
     processor = task.processor(loaded.processor_dir, ctx.max_length)
     check_inputs = task.encode(processor, ["a short check text"]).collate([0])
-    check_model_output(loaded.module, check_inputs, splits.label_names, ctx.recipe.model.source)
+    task.check_model(loaded.module, check_inputs, splits, ctx.recipe.model.source)
     ctx.data_checks = truncation_check(processor, splits, ctx.console)
     directory = ctx.run_dir / "stages" / "00-input" / "model"
     save_model(loaded.module, directory, factory=loaded.factory)

@@ -16,11 +16,14 @@ from typing import Any
 from pydantic import BaseModel
 
 from compress.core.recipe import Recipe
+from compress.core.sections import TaskConfig
 from compress.errors import CompressError
 from compress.run.directory import STAGES_DIR, owned_bundle
 
-SHARED_FIELDS = ("seed", "model", "data")
+SHARED_FIELDS = ("seed", "model", "data", "task")
 """Recipe fields every stage depends on: a redo needs them unchanged."""
+SHARED_DEFAULTS = {"task": lambda: TaskConfig().model_dump()}
+"""Shared fields a run may predate (saved before compress had them): missing means their default."""
 
 
 def _comparable(value: Any) -> str:
@@ -53,7 +56,8 @@ def check_redo_prefix(saved: dict[str, Any], recipe: Recipe, redo: str) -> int:
     index = ids.index(redo)
     current = json.loads(_comparable(recipe.to_dict()))
     for field in SHARED_FIELDS:
-        if _comparable(saved.get(field)) != _comparable(current[field]):
+        before = saved[field] if field in saved or field not in SHARED_DEFAULTS else SHARED_DEFAULTS[field]()
+        if _comparable(before) != _comparable(current[field]):
             raise CompressError(
                 f"--redo {redo}: the recipe's {field!r} differs from the run's, so every stage would change; "
                 "use a new --out directory (or --restart)"

@@ -45,15 +45,17 @@ class Bundle(Stage):
             "variant": variant.name,
             "precision": variant.precision,
             "recipe": ctx.recipe.name,
-            "accuracy": measured.get("accuracy"),
+            **{name: measured.get(name) for name in ctx.task.metric_names if name != "agreement_with_baseline"},
             "accuracy_split": "test",
+            **ctx.task.bundle_fields(ctx.baseline.module(), variant.path),
             "latency_ms": measured.get("latency_ms", {}),
             # how the latency above was measured; a deployment without compress should open it the same way
             "onnxruntime_session": {"cpu_disabled_optimizers": list(CPU_DISABLED_FUSIONS)},
         }
         target = ctx.run_dir / self.config.directory
         write_bundle(
-            target, variant.path, ctx.processor_for(variant), ctx.splits.label_names, metadata, root=ctx.run_dir
+            target, variant.path, ctx.processor_for(variant), ctx.splits.label_names, metadata, root=ctx.run_dir,
+            task=ctx.task,
         )
         ctx.bundle_dir = target
         ctx.console.print(f"    bundle written to {target}")

@@ -41,9 +41,10 @@ class Evaluate(Stage):
         ordered = [ctx.baseline] + [ctx.variant(n) for n in names if n != ctx.baseline.name]
         settings = LatencySettings(**self.config.model_dump(exclude={"variants", "require_gpu"}))
         ctx.evaluation = evaluate_variants(
-            ordered, settings, ctx.splits.test, ctx.max_length, ctx.console, ctx.splits.test.inputs
+            ordered, settings, ctx.splits.test, ctx.max_length, ctx.console, ctx.splits.test.inputs, ctx.task
         )
+        metric = ctx.task.metric_names[0]
         for name, result in ctx.evaluation["variants"].items():
-            if result.get("accuracy") is not None:
-                ctx.console.print(f"    {name}: accuracy {result['accuracy']:.4f}", markup=False)
+            if result.get(metric) is not None:
+                ctx.console.print(f"    {name}: {metric} {result[metric]:.4f}", markup=False)
         return None

@@ -33,7 +33,9 @@ class Export(Stage):
         processor = ctx.processor_for(current)
         examples = ctx.task.encode(processor, ctx.splits.test.inputs[: self.config.check_examples])
         target = ctx.stage_dir(self.id) / "model.onnx"
-        export_onnx(model, examples.collate(range(min(2, len(examples)))), target, self.config.opset)
+        export_onnx(
+            model, examples.collate(range(min(2, len(examples)))), target, self.config.opset, ctx.task.output_names
+        )
         worst = max_output_difference(model, target, examples)
         check_agreement(worst, self.config.tolerance, f"export of {current.name!r}")
         ctx.console.print(f"    max |logit diff| vs PyTorch on {len(examples)} texts: {worst:.2e}")

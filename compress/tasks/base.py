@@ -69,6 +69,27 @@ class Task(ABC):
     """The model's named inputs, in the order an exported graph takes them (each with dynamic batch and
     sequence axes: :func:`compress.onnx.export.dynamic_axes`)."""
     output_names: ClassVar[tuple[str, ...]] = ("logits",)
+    metric_names: ClassVar[tuple[str, ...]] = ("accuracy", "agreement_with_baseline")
+    """What :meth:`score` returns per variant, the primary metric (what runs compare) first."""
+
+    @abstractmethod
+    def load_model(self, model_config: Any, data: Any, options: Any) -> Any:
+        """The recipe's ``model.source`` as this task's model (a ``compress.models.sources.LoadedModel``);
+        ``data`` is what :meth:`load_splits` returned, ``options`` the recipe's ``task:`` section."""
+
+    @abstractmethod
+    def check_model(self, module: Any, inputs: dict[str, np.ndarray], data: Any, source: str) -> None:
+        """Run the loaded model once on ``inputs`` (from its processor); a clear error when it does not fit."""
+
+    def bundle_fields(self, module: Any, onnx_path: Path) -> dict[str, Any]:
+        """What a bundle's manifest says about the model's outputs, beyond :meth:`manifest_fields`
+        (``module``: the run's input model, ``onnx_path``: the graph being bundled)."""
+        return {}
+
+    def score(self, outputs: np.ndarray, reference: np.ndarray, labels: Sequence[int]) -> dict[str, float]:
+        """:attr:`metric_names` of a variant's test ``outputs``, given the baseline's (``reference``)."""
+        agreement = float((self.predictions(outputs) == self.predictions(reference)).mean())
+        return {"accuracy": self.metrics(outputs, labels)["accuracy"], "agreement_with_baseline": agreement}
 
     @abstractmethod
     def load_splits(self, data_config: Any) -> Any:

@@ -56,6 +56,16 @@ class TextClassification(Task):
 
         return load_task(data_config)
 
+    def load_model(self, model_config, data, options):
+        from compress.models.sources import load_input_model
+
+        return load_input_model(model_config, data.label_names)
+
+    def check_model(self, module, inputs, data, source) -> None:
+        from compress.models.sources import check_model_output
+
+        check_model_output(module, inputs, data.label_names, source)
+
     def processor(self, processor_dir: str | Path, max_length: int) -> TextEncoder:
         return TextEncoder.from_dir(processor_dir, max_length)
 

@@ -1,0 +1,239 @@
+"""Issue 18: the sentence-embedding task on tiny random embedders (and one real MiniLM integration test)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from tiny import make_sentence_transformers_dir, synthetic_rows, write_csv, write_texts
+
+from compress.core.sections import ModelConfig, TaskConfig
+from compress.tasks import get_task
+from compress.tasks.sentence_embedding import (
+    SentenceEmbedder,
+    embedding_scores,
+    linear_probe,
+    neighbour_recall,
+    teacher_agreement,
+)
+
+TEXTS = [text for text, _ in synthetic_rows(12, seed=3)]
+
+
+@pytest.fixture(scope="module")
+def st_dir(tmp_path_factory):
+    return make_sentence_transformers_dir(tmp_path_factory.mktemp("st") / "embedder")
+
+
+def _encoded(directory, texts=TEXTS):
+    task = get_task("sentence-embedding")
+    examples = task.encode(task.processor(directory, 32), texts)
+    return examples.collate(range(len(texts)))
+
+
+def _reference(directory, inputs, pooling="mean", normalize=True):
+    """sentence-transformers' computation by hand: AutoModel token vectors, masked mean (or CLS), L2 norm."""
+    from transformers import AutoModel
+
+    encoder = AutoModel.from_pretrained(str(directory)).eval()
+    with torch.no_grad():
+        hidden = encoder(**{k: torch.from_numpy(v) for k, v in inputs.items()}).last_hidden_state
+    mask = torch.from_numpy(inputs["attention_mask"]).unsqueeze(-1).float()
+    pooled = hidden[:, 0] if pooling == "cls" else (hidden * mask).sum(1) / mask.sum(1)
+    return (torch.nn.functional.normalize(pooled, dim=-1) if normalize else pooled).numpy()
+
+
+def _load(directory, **options):
+    task = get_task("sentence-embedding")
+    return task.load_model(ModelConfig(source=str(directory)), None, TaskConfig(kind=task.name, **options))
+
+
+def _cosines(a, b):
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    return (a * b).sum(-1) / np.linalg.norm(a, axis=-1) / np.linalg.norm(b, axis=-1)
+
+
+@pytest.mark.parametrize("pooling", ["mean", "cls"])
+def test_pooling_follows_the_folder_and_matches_a_reference(tmp_path, pooling):
+    directory = make_sentence_transformers_dir(tmp_path / pooling, pooling=pooling, normalize=pooling == "mean")
+    loaded = _load(directory)
+    assert isinstance(loaded.module, SentenceEmbedder)
+    assert loaded.module.pooling == pooling and loaded.module.normalize == (pooling == "mean")
+    inputs = _encoded(directory)
+    assert inputs["attention_mask"].min() == 0  # padded rows: mean pooling must skip the padding
+    with torch.no_grad():
+        vectors = loaded.module(**{k: torch.from_numpy(v) for k, v in inputs.items()}).logits.numpy()
+    reference = _reference(directory, inputs, pooling, normalize=pooling == "mean")
+    assert _cosines(vectors, reference).min() >= 0.9999
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=-1), np.linalg.norm(reference, axis=-1), rtol=1e-4)
+
+
+def test_task_options_override_the_folder(st_dir):
+    loaded = _load(st_dir, pooling="cls", normalize=False)
+    assert (loaded.module.pooling, loaded.module.normalize) == ("cls", False)
+
+
+def test_export_puts_pooling_and_normalisation_into_the_graph(st_dir, tmp_path):
+    import onnxruntime as ort
+
+    from compress.onnx.export import export_onnx
+
+    loaded = _load(st_dir)
+    inputs = _encoded(st_dir)
+    path = export_onnx(loaded.module, inputs, tmp_path / "embedder.onnx", 17, ("sentence_embedding",))
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    assert [o.name for o in session.get_outputs()] == ["sentence_embedding"]
+    (vectors,) = session.run(None, inputs)
+    assert vectors.shape == (len(TEXTS), 32)
+    assert _cosines(vectors, _reference(st_dir, inputs)).min() >= 0.9999
+
+
+def test_saved_embedder_loads_back_with_its_pooling(st_dir, tmp_path):
+    from compress.models.persistence import load_model, save_model
+
+    loaded = _load(st_dir, pooling="cls")
+    save_model(loaded.module, tmp_path / "saved")
+    again = load_model(tmp_path / "saved")
+    assert isinstance(again, SentenceEmbedder) and again.pooling == "cls"
+    inputs = {k: torch.from_numpy(v) for k, v in _encoded(st_dir).items()}
+    with torch.no_grad():
+        torch.testing.assert_close(again(**inputs).logits, loaded.module(**inputs).logits)
+
+
+# --- metrics on hand-made vectors -----------------------------------------------------------------------
+
+
+def test_agreement_mean_and_p5_cosine():
+    reference = np.eye(4)[:, :3][:3].repeat(1, axis=0)  # three unit vectors along x, y, z
+    same = reference * 5.0  # scale does not matter
+    assert teacher_agreement(same, reference) == pytest.approx((1.0, 1.0))
+    rotated = np.array([[1.0, 0, 0], [0, 1.0, 0], [0, 0, -1.0]])  # last row opposite: cosines 1, 1, -1
+    mean, p5 = teacher_agreement(rotated, reference)
+    assert mean == pytest.approx(1 / 3)
+    assert p5 == pytest.approx(np.percentile([1, 1, -1], 5))
+
+
+def test_neighbour_recall_on_points_with_known_neighbours():
+    line = np.stack([np.cos(np.linspace(0, 1.5, 12)), np.sin(np.linspace(0, 1.5, 12))], axis=1)
+    assert neighbour_recall(line, line, k=3) == 1.0
+    # reversing the angles keeps every neighbourhood: recall 1; shuffling the rows' vectors breaks it
+    assert neighbour_recall(line[:, ::-1], line, k=3) == 1.0
+    shuffled = line[np.random.default_rng(0).permutation(12)]
+    assert neighbour_recall(shuffled, line, k=3) < 0.6
+    # two of a query's three neighbours kept: x=0 has neighbours 1, 2, 3 on the reference line
+    points = np.array([[0.0], [1.0], [2.0], [3.0], [10.0]])
+    moved = np.array([[0.0], [1.0], [2.0], [30.0], [2.5]])  # 3 leaves, 4 (x=10 -> 2.5) comes in
+    assert neighbour_recall(np.hstack([points, np.ones_like(points)]), np.hstack([points, np.ones_like(points)]),
+                            k=3, queries=1) == 1.0
+    recall = neighbour_recall(_on_circle(moved), _on_circle(points), k=3, queries=1)
+    assert recall == pytest.approx(2 / 3)
+
+
+def _on_circle(x):
+    """1-D positions as angles on a quarter circle, so cosine order is position order."""
+    angle = x[:, 0] / 40.0
+    return np.stack([np.cos(angle), np.sin(angle)], axis=1)
+
+
+def test_linear_probe_separates_separable_classes_and_not_noise():
+    rng = np.random.default_rng(0)
+    labels = np.arange(200) % 2
+    vectors = rng.normal(size=(200, 8)) + labels[:, None] * 4.0
+    assert linear_probe(vectors[:100], labels[:100], vectors[100:], labels[100:]) == 1.0
+    noise = rng.normal(size=(200, 8))
+    assert linear_probe(noise[:100], labels[:100], noise[100:], labels[100:]) < 0.75
+
+
+def test_scores_name_recall_first_and_probe_only_with_labels():
+    rng = np.random.default_rng(1)
+    vectors = rng.normal(size=(40, 6))
+    scores = embedding_scores(vectors, vectors, [0] * 40)
+    assert list(scores) == ["recall_at_10", "cosine_mean", "cosine_p5"]
+    assert scores["recall_at_10"] == 1.0 and scores["cosine_mean"] == pytest.approx(1.0)
+    labelled = embedding_scores(vectors, vectors, [i % 2 for i in range(40)])
+    assert "probe_accuracy" in labelled
+    assert get_task("sentence-embedding").metric_names[0] == "recall_at_10"
+
+
+def test_unlabelled_texts_are_enough(tmp_path):
+    task = get_task("sentence-embedding")
+    from compress.core.sections import DataConfig
+
+    splits = task.load_splits(DataConfig(dataset=str(write_texts(tmp_path / "t.txt", 300)), test_size=50, dev_size=50))
+    assert (len(splits.train), len(splits.dev), len(splits.test)) == (200, 50, 50)
+    labelled = task.load_splits(DataConfig(dataset=str(write_csv(tmp_path / "l.csv", synthetic_rows(300))),
+                                           test_size=50, dev_size=50))
+    assert labelled.label_names == ("neg", "pos")
+
+
+# --- stages on an embedder: one short run ---------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def embedding_run(st_dir, tmp_path_factory):
+    from tiny import quiet_console
+
+    from compress.run.pipeline import run_recipe
+
+    root = tmp_path_factory.mktemp("embed-run")
+    recipe = {
+        "name": "tiny-embed",
+        "model": {"source": str(st_dir), "max_length": 32},
+        "data": {"dataset": str(write_csv(root / "rows.csv", synthetic_rows(400))), "test_size": 100, "dev_size": 50},
+        "task": {"kind": "sentence-embedding"},
+        "stages": [
+            {"distill": {"layers": 1, "heads": 1, "epochs": 2, "patience": 0, "batch_size": 32,
+                         "losses": {"embedding_cosine": 1.0, "hidden": 1.0}}},
+            {"export": {"optimize": False}},
+            {"quantize": {"mode": "dynamic"}},
+            {"evaluate": {"seq_lengths": [16], "batch_sizes": [1], "rounds": 3, "warmup": 0,
+                          "memory": False}},
+            "bundle",
+            "report",
+        ],
+    }
+    from compress.core.recipe import parse_recipe
+
+    console, _ = quiet_console()
+    return run_recipe(parse_recipe(recipe), out=root / "run", console=console)
+
+
+def test_distill_export_quantize_evaluate_bundle_on_an_embedder(embedding_run):
+    import json
+
+    report = json.loads((embedding_run.run_dir / "report.json").read_text())
+    rows = {row["name"]: row for row in report["variants"]}
+    teacher = rows["teacher"]
+    assert teacher["recall_at_10"] == 1.0 and teacher["cosine_mean"] == pytest.approx(1.0)
+    student_rows = [name for name in rows if name.startswith("student") and "[" not in name]
+    assert student_rows
+    for name in student_rows:
+        row = rows[name]
+        assert 0.0 <= row["recall_at_10"] <= 1.0 and -1.0 <= row["cosine_p5"] <= row["cosine_mean"] <= 1.0
+        assert 0.0 <= row["probe_accuracy"] <= 1.0 and row["accuracy"] is None
+    manifest = json.loads((embedding_run.bundle_dir / "manifest.json").read_text())
+    assert (manifest["task"], manifest["pooling"], manifest["normalize"], manifest["dim"]) == (
+        "sentence-embedding", "mean", True, 32)
+    assert manifest["recall_at_10"] == rows[manifest["variant"]]["recall_at_10"]
+
+
+def test_compress_embed_on_a_bundle(embedding_run, tmp_path):
+    from typer.testing import CliRunner
+
+    import compress
+    from compress.cli import app
+
+    texts = ["a great film", "a dull and tedious plot"]
+    vectors = compress.embed(embedding_run.bundle_dir, texts)
+    assert vectors.shape == (2, 32)
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, rtol=1e-4)
+    runner = CliRunner()
+    printed = runner.invoke(app, ["embed", str(embedding_run.bundle_dir), *texts])
+    assert printed.exit_code == 0, printed.output
+    lines = printed.output.strip().splitlines()
+    np.testing.assert_allclose(np.array([[float(v) for v in line.split()] for line in lines]), vectors, atol=1e-5)
+    (tmp_path / "texts.txt").write_text("\n".join(texts) + "\n", encoding="utf-8")
+    saved = runner.invoke(app, ["embed", str(embedding_run.bundle_dir), "--file", str(tmp_path / "texts.txt"),
+                                "--out", str(tmp_path / "v.npy")])
+    assert saved.exit_code == 0, saved.output
+    np.testing.assert_allclose(np.load(tmp_path / "v.npy"), vectors, atol=1e-6)
