@@ -229,3 +229,96 @@ def test_hub_ids_and_factories_are_skipped_with_a_note():
 def test_require_names_family_operation_and_alternatives(toy_family):
     with pytest.raises(StageError, match="model family 'toy' does not support 'fuse'; families that do: bert"):
         require("toy", "fuse")
+
+
+# --- stages that do not change the architecture need no family code (issue 19) ---------------------------
+
+
+@pytest.mark.parametrize("family", [*[f for f in FAMILIES if f not in STRUCTURAL], "ernie"])
+def test_a_model_without_a_structural_adapter_saves_and_loads(family, tmp_path):
+    """ALBERT and DeBERTa-v2 (refused for structural stages) and ERNIE (no adapter at all) save and load
+    through compress's own format: no attention layout is asked of a family that cannot be pruned."""
+    from compress.models.persistence import load_model, save_model
+
+    model = tiny_family_model(family)
+    save_model(model, tmp_path / "m")
+    manifest = json.loads((tmp_path / "m" / "compress_model.json").read_text())
+    assert manifest["config"]["model_type"] == family and "attention" not in manifest
+    loaded = load_model(tmp_path / "m")
+    ids, mask = padded_ids()
+    torch.testing.assert_close(logits(loaded, ids, mask), logits(model, ids, mask), rtol=0, atol=0)
+
+
+def test_albert_goes_through_every_non_structural_stage_and_is_refused_for_prune_and_distill(tmp_path, synthetic_csv):
+    """The non-structural promise end to end on a tiny ALBERT: finetune -> export -> quantize -> evaluate ->
+    bundle, then validate refuses prune and distill naming the family, the stage, what is missing and the
+    families that work."""
+    from tiny import make_checkpoint
+
+    from compress.core.recipe import parse_recipe
+    from compress.run.pipeline import run_recipe
+
+    checkpoint = make_checkpoint(tmp_path / "albert", "albert")
+    raw = {
+        "name": "albert",
+        "model": {"source": str(checkpoint), "max_length": 32},
+        "data": {"dataset": str(synthetic_csv), "test_size": 100, "dev_size": 100, "limit": 400},
+        "stages": [
+            {"finetune": {"epochs": 2, "learning_rate": 3e-3, "batch_size": 16, "patience": 0}},
+            {"export": {}},
+            {"quantize": {}},
+            {"evaluate": {"batch_sizes": [1], "seq_lengths": [32], "rounds": 3, "warmup": 1}},
+            {"bundle": {}},
+            {"report": {}},
+        ],
+    }
+    result = run_recipe(parse_recipe(raw, "albert.yaml"), out=tmp_path / "run")
+    variants = {v["name"]: v for v in result.report["variants"]}
+    assert {"teacher", "teacher-onnx", "teacher-int8"} <= set(variants)
+    assert variants["teacher-onnx"]["info"]["max_abs_logit_diff_vs_torch"] < 1e-4
+    assert (result.bundle_dir / "model.onnx").is_file()
+
+    for stage, operation in (({"prune": {"ffn": 0.5}}, "prune"), ({"distill": {}}, "distill")):
+        refused = CliRunner().invoke(app, ["validate", _recipe(tmp_path, str(checkpoint), [{"finetune": {}}, stage])])
+        assert refused.exit_code == 2 and "Traceback" not in refused.output
+        message = " ".join(refused.output.split())
+        assert f"stage '{operation}' needs '{operation}', which model family 'albert' does not support" in message
+        assert "shares one set of layer weights" in message
+        assert f"families that do: {', '.join(base.families_supporting(operation))}" in message
+
+
+def test_validate_refuses_a_pruning_dimension_the_family_refuses(tmp_path):
+    from tiny import make_checkpoint
+
+    checkpoint = make_checkpoint(tmp_path / "mpnet", "mpnet")
+    refused = CliRunner().invoke(app, ["validate", _recipe(tmp_path, str(checkpoint), [{"prune": {"heads": 0.5}}])])
+    assert refused.exit_code == 2
+    message = " ".join(refused.output.split())
+    assert "model family 'mpnet' cannot prune heads (one relative-position bias table" in message
+    assert "it can prune ffn, hidden, layers" in message
+    ok = CliRunner().invoke(app, ["validate", _recipe(tmp_path, str(checkpoint), [{"prune": {"ffn": 0.5}}])])
+    assert ok.exit_code == 0, ok.output
+
+
+@pytest.mark.integration
+def test_the_real_mpnet_base_loads_and_builds_a_one_head_student():
+    """``make data-mpnet`` fetches it; skipped where it is absent."""
+    from pathlib import Path
+
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    directory = Path(__file__).resolve().parents[1] / ".data" / "all-mpnet-base-v2"
+    if not (directory / "config.json").is_file():
+        pytest.skip("run `make data-mpnet` for the real MPNet-base")
+    teacher = AutoModelForSequenceClassification.from_pretrained(directory, num_labels=2).eval()
+    adapter = family_for(teacher)
+    assert adapter.name == "mpnet" and len(adapter.encoder_layers(teacher)) == 12
+    assert adapter.attention_layout(teacher)[0] == AttentionLayout(12, 64, 0.125)
+    encoded = AutoTokenizer.from_pretrained(directory)(["a great film", "a dull, flat plot"], padding=True, return_tensors="pt")
+    inputs = {"input_ids": encoded["input_ids"], "attention_mask": encoded["attention_mask"]}
+    student, init = build_student(teacher, StudentSpec(layers=2, heads=1), sample=inputs)
+    assert student.config.num_attention_heads == 1 and init.teacher_layers == [5, 11]
+    bias = student.mpnet.encoder.relative_attention_bias.weight
+    torch.testing.assert_close(bias[:, 0], teacher.mpnet.encoder.relative_attention_bias.weight.mean(1))
+    with torch.inference_mode():
+        assert torch.isfinite(student(**inputs).logits).all()

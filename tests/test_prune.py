@@ -298,3 +298,29 @@ def test_non_uniform_heads_fuse_into_attention_with_each_layers_head_count(tmp_p
         logits(model, *batch(seed=3)).numpy(),
         atol=1e-4,
     )
+
+
+@pytest.mark.parametrize("family", registered_families())
+def test_every_family_exports_pruned_or_not_and_fuses_where_it_declares_fuse(family, tmp_path):
+    """Export parity for every registered family (after an FFN prune where ``prune`` is declared, so the
+    graph carries pruned shapes), and fused-graph parity where ``fuse`` is declared."""
+    import numpy as np
+
+    from compress.onnx.export import export_onnx
+    from compress.onnx.fusion import fuse_transformer
+    from compress.runtimes import OnnxPredictor
+
+    model = tiny_model(family)
+    adapter = family_for(family)
+    if adapter.supports("prune"):
+        prune(model, ffn=0.25)
+    ids, mask = (t.numpy() for t in batch(seed=3))
+    inputs = {"input_ids": ids, "attention_mask": mask}
+    source = export_onnx(model, inputs, tmp_path / "model.onnx", 17)
+    expected = logits(model, *batch(seed=3)).numpy()
+    np.testing.assert_allclose(OnnxPredictor(source).run(inputs), expected, atol=1e-4)
+    if not adapter.supports("fuse"):
+        return
+    info = fuse_transformer(source, tmp_path / "fused.onnx", [inputs], 1e-4, fusion_type=adapter.fusion_type)
+    assert info["used"] and info["fused_operators"].get("Attention") == 2, info
+    np.testing.assert_allclose(OnnxPredictor(tmp_path / "fused.onnx").run(inputs), expected, atol=1e-4)

@@ -7,13 +7,23 @@ import json
 import numpy as np
 import pytest
 import torch
-from tiny import NEGATIVE, NEUTRAL, POSITIVE, synthetic_rows, tiny_tokenizer, write_csv
+from tiny import (
+    NEGATIVE,
+    NEUTRAL,
+    POSITIVE,
+    make_checkpoint,
+    registered_families,
+    synthetic_rows,
+    tiny_tokenizer,
+    write_csv,
+)
 from tokenizers import Tokenizer, models, pre_tokenizers, processors, trainers
 
 from compress.core.recipe import parse_recipe
 from compress.data.batching import pad_batch
 from compress.data.tokenization import TextEncoder
 from compress.errors import StageError
+from compress.models.families import family_for
 from compress.models.forward import classifier_logits
 from compress.tasks.text_classification import TokenExamples
 from compress.vocabulary.pruning import plan_vocabulary, prune_tokenizer, remap_ids, slice_embeddings
@@ -36,12 +46,13 @@ def _logits(model, encoder: TextEncoder, texts: list[str]) -> torch.Tensor:
 
 
 @pytest.fixture
-def pruned_pair(tiny_checkpoints):
+def pruned_pair(tiny_checkpoints, tmp_path):
     def build(family: str, fallback: str = "none"):
-        original = _hf_model(tiny_checkpoints[family])
+        directory = tiny_checkpoints.get(family) or make_checkpoint(tmp_path / family, family)
+        original = _hf_model(directory)
         tokenizer = tiny_tokenizer()
         plan = plan_vocabulary(tokenizer, TRAIN, fallback=fallback)
-        model = _hf_model(tiny_checkpoints[family])
+        model = _hf_model(directory)
         removed = slice_embeddings(model, plan)
         before, after = TextEncoder(tiny_tokenizer(), 32), TextEncoder(prune_tokenizer(tokenizer, plan), 32)
         return original, model, before, after, plan, removed
@@ -75,7 +86,7 @@ def test_characters_fallback_keeps_single_character_pieces():
     assert "a" in kept("characters") and "a" not in kept("none")
 
 
-@pytest.mark.parametrize("family", ["bert", "distilbert", "roberta"])
+@pytest.mark.parametrize("family", [f for f in registered_families() if family_for(f).supports("vocab_prune")])
 def test_identical_logits_for_texts_made_of_kept_tokens(pruned_pair, family):
     original, model, before, after, plan, removed = pruned_pair(family)
     assert model.get_input_embeddings().num_embeddings == len(plan.keep) < plan.original_size
