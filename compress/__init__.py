@@ -48,6 +48,12 @@ def validate_recipe(path: Any, overrides: list[str] | None = None) -> Recipe:
 
     recipe = load_recipe(path, overrides)
     check_recipe_families(recipe)
+    if recipe.data.label_kind not in ("auto", "single"):  # a detected kind is checked when the data is read
+        from compress.tasks import get_task
+        from compress.tasks.base import check_task_stages
+        from compress.tasks.text_classification import TASK_FOR_LABEL_KIND
+
+        check_task_stages(get_task(TASK_FOR_LABEL_KIND[recipe.data.label_kind]), [s.kind for s in recipe.stages])
     return recipe
 
 

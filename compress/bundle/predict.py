@@ -26,9 +26,15 @@ MANIFEST_FILE = "manifest.json"
 
 @dataclass(frozen=True)
 class Prediction:
+    """One text's prediction. Single-label: the class and its softmax probability. Multi-label: ``labels``
+    holds every label whose sigmoid is above the manifest's threshold (``label`` joins them with commas,
+    ``probability`` is the highest sigmoid). Regression: ``value`` (``label`` is it, formatted)."""
+
     text: str
     label: str
     probability: float
+    labels: tuple[str, ...] = ()
+    value: float | None = None
 
 
 @dataclass(frozen=True)
@@ -40,6 +46,9 @@ class BundleManifest:
     max_length: int
     files: dict[str, str]
     """File name (relative to the bundle) -> sha256."""
+    label_kind: str = "single"
+    threshold: float = 0.5
+    """Multi-label decision threshold on each label's sigmoid (chosen on dev when the bundle was made)."""
 
 
 def read_manifest(directory: Path) -> BundleManifest:
@@ -68,8 +77,14 @@ def read_manifest(directory: Path) -> BundleManifest:
                 f"{path}: the {what} file {name!r} is not one of the manifest's hashed files, so it cannot be "
                 "verified; refusing to load it"
             )
+    kind, threshold = raw.get("label_kind", "single"), raw.get("threshold", 0.5)
+    if kind not in ("single", "multi", "regression"):
+        raise CompressError(f"{path}: label_kind {kind!r:.40} is not single, multi or regression")
+    if isinstance(threshold, bool) or not isinstance(threshold, int | float) or not 0 < threshold < 1:
+        raise CompressError(f"{path}: threshold {threshold!r:.40} is not a number between 0 and 1")
     return BundleManifest(
-        model, tuple(raw["labels"]), raw["max_length"], {name: facts["sha256"] for name, facts in files.items()}
+        model, tuple(raw["labels"]), raw["max_length"], {name: facts["sha256"] for name, facts in files.items()},
+        kind, float(threshold),
     )
 
 
@@ -116,6 +131,7 @@ class BundlePredictor:
         manifest = read_manifest(self.directory)
         paths = {name: verified_path(self.directory, name, sha if verify else None) for name, sha in manifest.files.items()}
         self.labels = list(manifest.labels)
+        self.label_kind, self.threshold = manifest.label_kind, manifest.threshold
         self.encoder = TextEncoder(_tokenizer(paths[TOKENIZER_FILE]), manifest.max_length)
         self.model_path = paths[manifest.model]
         self.predictor = _predictor(self.model_path, threads)
@@ -131,18 +147,35 @@ class BundlePredictor:
             )
 
     def probabilities(self, texts: Sequence[str], batch_size: int = 32) -> np.ndarray:
+        """Softmax probabilities (single-label), each label's sigmoid (multi-label) or the value (regression)."""
         check_texts(texts)
         outputs = []
         for start in range(0, len(texts), batch_size):
             ids, mask = pad_batch(self.encoder.encode(texts[start : start + batch_size]), self.encoder.pad_id)
             logits = self.predictor.run({"input_ids": ids, "attention_mask": mask})
             self._check_width(logits.shape[-1])  # a symbolic output width is known only now
-            shifted = np.exp(logits - logits.max(axis=-1, keepdims=True))
-            outputs.append(shifted / shifted.sum(axis=-1, keepdims=True))
+            if self.label_kind == "multi":
+                outputs.append(1.0 / (1.0 + np.exp(-logits)))
+            elif self.label_kind == "regression":
+                outputs.append(logits)
+            else:
+                shifted = np.exp(logits - logits.max(axis=-1, keepdims=True))
+                outputs.append(shifted / shifted.sum(axis=-1, keepdims=True))
         return np.concatenate(outputs) if outputs else np.zeros((0, len(self.labels)))
 
     def predict(self, texts: Sequence[str]) -> list[Prediction]:
         probabilities = self.probabilities(texts)
+        if self.label_kind == "regression":
+            return [
+                Prediction(text, f"{row[0]:.4g}", 1.0, value=float(row[0]))
+                for text, row in zip(texts, probabilities, strict=True)
+            ]
+        if self.label_kind == "multi":
+            chosen = [tuple(self.labels[i] for i in np.flatnonzero(row > self.threshold)) for row in probabilities]
+            return [
+                Prediction(text, ",".join(labels), float(row.max()), labels=labels)
+                for text, row, labels in zip(texts, probabilities, chosen, strict=True)
+            ]
         return [
             Prediction(text, self.labels[int(row.argmax())], float(row.max()))
             for text, row in zip(texts, probabilities, strict=True)

@@ -37,7 +37,11 @@ class RunContext:
 
     @cached_property
     def task(self) -> Task:
-        """The run's task: the recipe's ``task.kind``."""
+        """The run's task: the recipe's ``task.kind``, for the data's label kind (multi-label, regression)."""
+        return self._recipe_task.for_data(self.splits)
+
+    @property
+    def _recipe_task(self) -> Task:
         from compress.tasks import get_task
 
         return get_task(self.recipe.task.kind)
@@ -45,7 +49,7 @@ class RunContext:
     @cached_property
     def splits(self) -> TaskData:
         """The recipe's data as the task reads it: label names and the train / dev / test splits."""
-        return self.task.load_splits(self.recipe.data)
+        return self._recipe_task.load_splits(self.recipe.data)
 
     @property
     def seed(self) -> int:

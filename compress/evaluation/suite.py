@@ -28,6 +28,7 @@ from compress.runtimes import (
 )
 from compress.runtimes.batched import predict_logits
 from compress.tasks import Task, get_task
+from compress.tasks.metrics import class_report
 
 PositiveInt = Annotated[int, Field(ge=1)]
 
@@ -91,6 +92,9 @@ class AccuracyResult:
     accuracy: float
     agreement_with_baseline: float
     """How often its predictions match the first (baseline) variant's."""
+    classes: dict[str, Any] | None = None
+    """Per-class precision / recall / F1, macro-F1 and the confusion matrix, with 3+ classes
+    (:func:`compress.tasks.metrics.class_report`; labels by index, named in the report)."""
 
 
 @dataclass(frozen=True)
@@ -139,7 +143,7 @@ class MeasuredRow:
         if self.size_bytes is not None:
             row["size_bytes"] = self.size_bytes
         if self.accuracy is not None:
-            row.update(asdict(self.accuracy))
+            row.update({key: value for key, value in asdict(self.accuracy).items() if value is not None})
         if self.scores is not None:
             row.update(self.scores)
         return row
@@ -166,7 +170,12 @@ def measure_accuracy(
         reference = logits if reference is None else reference
         if task.metric_names == CLASSIFICATION_METRICS:
             predictions, first = logits.argmax(-1), reference.argmax(-1)
-            results[variant.name] = AccuracyResult(accuracy(logits, test.labels), float((predictions == first).mean()))
+            classes = None
+            if logits.shape[-1] >= 3:
+                classes = class_report(predictions, test.labels, [str(i) for i in range(logits.shape[-1])])
+            results[variant.name] = AccuracyResult(
+                accuracy(logits, test.labels), float((predictions == first).mean()), classes
+            )
         else:
             results[variant.name] = task.score(logits, reference, test.labels)
     return results

@@ -54,11 +54,14 @@ def _is_factory(source: str) -> bool:
     return ":" in source and not Path(source).exists() and "/" not in source.split(":", 1)[0]
 
 
-def load_input_model(config: ModelConfig, label_names: tuple[str, ...]) -> LoadedModel:
-    """Load the recipe's input model with a classification head of ``len(label_names)`` outputs."""
+def load_input_model(
+    config: ModelConfig, label_names: tuple[str, ...], problem_type: str | None = None
+) -> LoadedModel:
+    """Load the recipe's input model with a classification head of ``len(label_names)`` outputs
+    (``problem_type``: the head's Hugging Face problem type, e.g. ``multi_label_classification``)."""
     source = config.source
     if source.lower() in EMBEDDED_ALIASES:
-        return _load_hf(embedded_model_dir(), label_names, config)
+        return _load_hf(embedded_model_dir(), label_names, config, problem_type)
     if _is_factory(source):
         if not config.tokenizer:
             raise ModelLoadError(f"model.source {source!r} is a factory; set model.tokenizer to a tokenizer directory")
@@ -79,13 +82,15 @@ def load_input_model(config: ModelConfig, label_names: tuple[str, ...]) -> Loade
         check_pickled_weights(path, config.trust_model_code)
         if config.trust_model_code and pickled_weight_files(path):
             return _load_trusted_pickle(path, label_names, config)
-        return _load_hf(path, label_names, config)
+        return _load_hf(path, label_names, config, problem_type)
     if source.count("/") == 1 and not source.startswith((".", "/")):
-        return _load_hf(source, label_names, config)
+        return _load_hf(source, label_names, config, problem_type)
     raise ModelLoadError(f"model.source {source!r}: no such directory", hint="use 'minilm' for the embedded teacher")
 
 
-def _load_hf(location: Path | str, label_names: tuple[str, ...], config: ModelConfig) -> LoadedModel:
+def _load_hf(
+    location: Path | str, label_names: tuple[str, ...], config: ModelConfig, problem_type: str | None = None
+) -> LoadedModel:
     from transformers import AutoConfig, AutoModelForSequenceClassification
 
     try:
@@ -105,6 +110,7 @@ def _load_hf(location: Path | str, label_names: tuple[str, ...], config: ModelCo
             num_labels=len(label_names),
             id2label=id2label,
             label2id={v: k for k, v in id2label.items()},
+            **({"problem_type": problem_type} if problem_type else {}),
         )
     except Exception as error:
         raise ModelLoadError(f"{location}: cannot load the model weights ({error})") from None

@@ -50,8 +50,10 @@ class QuantizeData:
         return self.task.processor(variant.processor_dir, self.max_length)
 
 
-def dev_accuracy(predictor: Predictor, dev: Split) -> float:
-    return accuracy(predict_logits(predictor, dev[0], 64), dev[1])
+def dev_accuracy(predictor: Predictor, dev: Split, task: Task | None = None) -> float:
+    """Dev accuracy, or ``task``'s primary metric (what the accuracy-aware budget is counted in)."""
+    logits = predict_logits(predictor, dev[0], 64)
+    return task.primary(logits, dev[1]) if task is not None else accuracy(logits, dev[1])
 
 
 def calibration_reader(cfg: OrtQuantSettings, processor: Any, data: QuantizeData, names: list[str]):
@@ -118,11 +120,11 @@ def quantize_onnx_variant(stage_id: str, cfg, current: Variant, data: QuantizeDa
         quantize(settings, target)
     else:
         dev = data.task.split(processor, data.splits.dev)
-        baseline = dev_accuracy(OnnxPredictor(source, threads=cfg.threads), dev)
+        baseline = dev_accuracy(OnnxPredictor(source, threads=cfg.threads), dev, data.task)
         search = AccuracyAwareSearch(
             source,
             quantize,
-            lambda path: dev_accuracy(OnnxPredictor(path, threads=cfg.threads), dev),
+            lambda path: dev_accuracy(OnnxPredictor(path, threads=cfg.threads), dev, data.task),
             baseline,
             cfg.max_accuracy_drop,
             stage_dir / "trials",
@@ -173,12 +175,12 @@ def quantize_inc_variant(stage_id: str, cfg, current: Variant, data: QuantizeDat
     dev = data.task.split(processor, data.splits.dev)
     model = copy.deepcopy(current.module()).eval()
     reader = calibration_reader(cfg, processor, data, list(data.task.input_names))
-    baseline = dev_accuracy(TorchPredictor(model, threads=cfg.threads), dev)
+    baseline = dev_accuracy(TorchPredictor(model, threads=cfg.threads), dev, data.task)
     scores: list[float] = []
 
     def evaluate(graph) -> float:
         scores.append(
-            dev_accuracy(TorchPredictor(ExportedClassifier(graph), threads=cfg.threads), dev)
+            dev_accuracy(TorchPredictor(ExportedClassifier(graph), threads=cfg.threads), dev, data.task)
         )
         return scores[-1]
 
@@ -186,7 +188,7 @@ def quantize_inc_variant(stage_id: str, cfg, current: Variant, data: QuantizeDat
     relative = (cfg.max_accuracy_drop / 100) / baseline if aware and baseline > 0 else None
     result = quantize_pt2e(model, reader.batches, evaluate if aware else None, relative)
     achieved = dev_accuracy(
-        TorchPredictor(ExportedClassifier(result.model), threads=cfg.threads), dev
+        TorchPredictor(ExportedClassifier(result.model), threads=cfg.threads), dev, data.task
     )
     directory = data.stage_dir / "model"
     program_sha256 = save_exported(

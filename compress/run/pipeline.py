@@ -232,12 +232,23 @@ def _os_errors(run_dir: Path, where: dict[str, str]) -> Iterator[None]:
         raise
 
 
+def _print_label_counts(console: Console, task, splits) -> None:
+    """What the run trains on, before it trains: the label kind, normalisations and the train label counts."""
+    counts = ", ".join(f"{name} {count:g}" for name, count in splits.label_counts("train").items())
+    normalised = ", ".join(f"{count} {what.replace('_', ' ')}" for what, count in splits.normalised.items())
+    note = f"; normalised: {normalised}" if normalised else ""
+    console.print(f"    {task.label_kind} labels ({task.name}), train: {counts}{note}")
+
+
 def _load_input(ctx: RunContext) -> Variant:
     from compress.data.checks import truncation_check
     from compress.models.complexity import model_facts
     from compress.models.persistence import save_model
+    from compress.tasks.base import check_task_stages
 
     task, splits = ctx.task, ctx.splits
+    check_task_stages(task, [stage.kind for stage in ctx.recipe.stages])
+    _print_label_counts(ctx.console, task, splits)
     loaded = task.load_model(ctx.recipe.model, splits, ctx.recipe.task)
     processor = task.processor(loaded.processor_dir, ctx.max_length)
     check_inputs = task.encode(processor, ["a short check text"]).collate([0])

@@ -52,6 +52,7 @@ class Bundle(Stage):
             # how the latency above was measured; a deployment without compress should open it the same way
             "onnxruntime_session": {"cpu_disabled_optimizers": list(CPU_DISABLED_FUSIONS)},
         }
+        metadata.update(_decision_fields(ctx, variant))
         target = ctx.run_dir / self.config.directory
         write_bundle(
             target, variant.path, ctx.processor_for(variant), ctx.splits.label_names, metadata, root=ctx.run_dir,
@@ -60,3 +61,20 @@ class Bundle(Stage):
         ctx.bundle_dir = target
         ctx.console.print(f"    bundle written to {target}")
         return None
+
+
+def _decision_fields(ctx, variant) -> dict:
+    """The task's manifest fields that turn outputs into predictions (multi-label: the threshold, chosen on
+    dev with the bundled model itself); none for single-label classification."""
+    task = ctx.task
+    if task.label_kind == "single":
+        return {}
+    from compress.runtimes import open_predictor
+    from compress.runtimes.batched import predict_logits
+
+    examples, labels = ctx.encoded(ctx.processor_for(variant), "dev")
+    outputs = predict_logits(open_predictor(variant, "cpu", None), examples, 64)
+    fields = task.decision_fields(outputs, labels)
+    if "threshold" in fields:
+        ctx.console.print(f"    decision threshold {fields['threshold']:.2f} (best dev {task.primary_metric})")
+    return fields

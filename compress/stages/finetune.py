@@ -29,9 +29,9 @@ class Finetune(Stage):
         train, dev = ctx.encoded(processor, "train"), ctx.encoded(processor, "dev")
         result = train_classifier(
             model, train, dev, self.config, ctx.seed, ctx.console, description="fine-tune",
-            checkpoint_dir=ctx.stage_dir(self.id),
+            checkpoint_dir=ctx.stage_dir(self.id), task=ctx.task,
         )
-        ctx.console.print(f"    best dev accuracy {result.best_dev_accuracy:.4f} (epoch {result.best_epoch})")
+        ctx.console.print(f"    best dev {ctx.task.primary_metric} {result.best_dev_accuracy:.4f} (epoch {result.best_epoch})")
         return save_torch_variant(
             ctx, self, model, processor, name=self.config.name or current.name, info={"training": result.to_dict()}
         )

@@ -4,7 +4,12 @@ Library code (training, distillation, pruning, quantization, evaluation) asks th
 model inputs and never builds them itself. ``get_task("text-classification")`` is today's only task.
 """
 
-from compress.tasks import sentence_embedding, text_classification  # noqa: F401  (register the tasks)
+from compress.tasks import (  # noqa: F401  (register the tasks)
+    sentence_embedding,
+    text_classification,
+    text_multilabel,
+    text_regression,
+)
 from compress.tasks.base import Examples, Task, get_task, register_task, task_names
 
 __all__ = ["Examples", "Task", "get_task", "register_task", "task_names"]

@@ -69,6 +69,56 @@ class Task(ABC):
     """The model's named inputs, in the order an exported graph takes them (each with dynamic batch and
     sequence axes: :func:`compress.onnx.export.dynamic_axes`)."""
     output_names: ClassVar[tuple[str, ...]] = ("logits",)
+    label_kind: ClassVar[str] = "single"
+    """The data's label kind this task trains on (:mod:`compress.data.labels`)."""
+    primary_metric: ClassVar[str] = "accuracy"
+    """The metric (higher is better) that training keeps the best epoch by and the quantizer budgets."""
+    problem_type: ClassVar[str | None] = None
+    """The Hugging Face ``problem_type`` of the model's head (None: single-label classification)."""
+    unsupported_stages: ClassVar[tuple[str, ...]] = ()
+    """Stages that cannot run on this task yet; refused before a run starts, naming the kind and stage."""
+
+    def for_data(self, data: Any) -> Task:
+        """The task for ``data``'s label kind (text classification hands multi-label and regression data to
+        their own tasks); ``self`` by default."""
+        return self
+
+    def label_array(self, labels: Sequence[Any]) -> np.ndarray:
+        """Labels as the loss takes them (class indices here; floats for multi-label and regression)."""
+        return np.asarray(labels, dtype=np.int64)
+
+    def loss(self, logits: Any, labels: Any) -> Any:
+        """The training loss of a batch's logits against its labels (torch tensors): cross-entropy here."""
+        from torch.nn import functional as F
+
+        return F.cross_entropy(logits, labels)
+
+    def kd_loss(self, student: Any, teacher: Any, labels: Any, temperature: float, hard_label_weight: float) -> Any:
+        """``w * loss(labels) + (1 - w) * T^2 * KL(teacher_T || student_T)`` (Hinton et al.) for softmax heads."""
+        from torch.nn import functional as F
+
+        soft = F.kl_div(
+            F.log_softmax(student / temperature, dim=-1),
+            F.softmax(teacher / temperature, dim=-1),
+            reduction="batchmean",
+        ) * temperature**2
+        if labels is None or hard_label_weight == 0:
+            return soft
+        return hard_label_weight * self.loss(student, labels) + (1 - hard_label_weight) * soft
+
+    def primary(self, outputs: np.ndarray, labels: Sequence[Any]) -> float:
+        """The :attr:`primary_metric` of ``outputs`` against ``labels``."""
+        return self.metrics(outputs, labels)[self.primary_metric]
+
+    def agreement(self, outputs: np.ndarray, reference: np.ndarray) -> float:
+        """How often ``outputs`` predict what the baseline's ``reference`` outputs predict."""
+        same = self.predictions(outputs) == self.predictions(reference)
+        return float(same.reshape(len(same), -1).all(axis=1).mean())
+
+    def decision_fields(self, dev_outputs: np.ndarray, dev_labels: Sequence[Any]) -> dict[str, Any]:
+        """What a bundle's manifest needs to turn outputs into predictions (a multi-label threshold ...)."""
+        return {}
+
     metric_names: ClassVar[tuple[str, ...]] = ("accuracy", "agreement_with_baseline")
     """What :meth:`score` returns per variant, the primary metric (what runs compare) first."""
 
@@ -88,8 +138,8 @@ class Task(ABC):
 
     def score(self, outputs: np.ndarray, reference: np.ndarray, labels: Sequence[int]) -> dict[str, float]:
         """:attr:`metric_names` of a variant's test ``outputs``, given the baseline's (``reference``)."""
-        agreement = float((self.predictions(outputs) == self.predictions(reference)).mean())
-        return {"accuracy": self.metrics(outputs, labels)["accuracy"], "agreement_with_baseline": agreement}
+        return {"accuracy": self.metrics(outputs, labels)["accuracy"],
+                "agreement_with_baseline": self.agreement(outputs, reference)}
 
     @abstractmethod
     def load_splits(self, data_config: Any) -> Any:
@@ -134,6 +184,17 @@ class Task(ABC):
         if len(labels) == 0:
             raise ValueError("accuracy of an empty split")
         return {"accuracy": float((self.predictions(outputs) == np.asarray(labels)).mean())}
+
+
+def check_task_stages(task: Task, stage_kinds: Sequence[str]) -> None:
+    """Refuse (RecipeError) a recipe stage that ``task`` cannot run yet, naming the label kind and the stage."""
+    refused = [kind for kind in stage_kinds if kind in task.unsupported_stages]
+    if refused:
+        raise RecipeError(
+            f"stage {refused[0]!r} does not support {task.label_kind} labels (task {task.name}) yet",
+            hint=f"remove {', '.join(map(repr, refused))} from the recipe; {task.name} runs "
+            "finetune, export, quantize, evaluate and bundle",
+        )
 
 
 _TASKS: dict[str, Task] = {}

@@ -11,9 +11,10 @@ import numpy as np
 
 from compress.data.batching import lengths_of, pad_batch
 from compress.data.tokenization import TextEncoder
-from compress.tasks.base import Task, register_task
+from compress.tasks.base import Task, get_task, register_task
 
 INPUT_NAMES = ("input_ids", "attention_mask")
+TASK_FOR_LABEL_KIND = {"single": "text-classification", "multi": "text-multilabel", "regression": "text-regression"}
 
 
 @dataclass(frozen=True)
@@ -59,12 +60,17 @@ class TextClassification(Task):
     def load_model(self, model_config, data, options):
         from compress.models.sources import load_input_model
 
-        return load_input_model(model_config, data.label_names)
+        return load_input_model(model_config, data.label_names, self.problem_type)
 
     def check_model(self, module, inputs, data, source) -> None:
         from compress.models.sources import check_model_output
 
         check_model_output(module, inputs, data.label_names, source)
+
+    def for_data(self, data) -> Task:
+        """Multi-label and regression data (``data.label_kind``) go to their own text tasks."""
+        kind = getattr(data, "label_kind", "single")
+        return get_task(TASK_FOR_LABEL_KIND[kind]) if kind != self.label_kind else self
 
     def processor(self, processor_dir: str | Path, max_length: int) -> TextEncoder:
         return TextEncoder.from_dir(processor_dir, max_length)

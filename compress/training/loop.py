@@ -27,7 +27,7 @@ from compress.evaluation.accuracy import accuracy
 from compress.models.forward import classifier_logits
 from compress.runtimes.batched import predict_logits
 from compress.runtimes.torch import TorchPredictor
-from compress.tasks.base import Examples, Split
+from compress.tasks.base import Examples, Split, Task
 from compress.training import distributed
 from compress.training.checkpoints import checkpoint_exists, load_checkpoint, save_checkpoint, state_digest
 
@@ -65,6 +65,15 @@ class TrainResult:
 
 def cross_entropy_loss(model: nn.Module, inputs: dict[str, torch.Tensor], labels: torch.Tensor, _: np.ndarray):
     return nn.functional.cross_entropy(classifier_logits(model, inputs), labels)
+
+
+def task_loss(task: Task) -> LossFn:
+    """The task's own loss (cross-entropy, BCE for multi-label, MSE for regression) as a ``loss_fn``."""
+
+    def loss(model: nn.Module, inputs: dict[str, torch.Tensor], labels: torch.Tensor, _: np.ndarray):
+        return task.loss(classifier_logits(model, inputs), labels)
+
+    return loss
 
 
 def resolve_precision(precision: str, console: Console | None = None) -> str:
@@ -107,10 +116,11 @@ def linear_schedule(optimizer: torch.optim.Optimizer, total_steps: int, warmup_r
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
-def dev_accuracy(model: nn.Module, examples: Examples, labels) -> float:
+def dev_accuracy(model: nn.Module, examples: Examples, labels, task: Task | None = None) -> float:
+    """Dev accuracy, or the ``task``'s primary metric (micro-F1, Pearson ...) when one is given."""
     model.eval()
     logits = predict_logits(TorchPredictor(model), examples, batch_size=128)
-    return accuracy(logits, labels)
+    return task.primary(logits, labels) if task is not None else accuracy(logits, labels)
 
 
 def as_tensors(inputs: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
@@ -157,10 +167,11 @@ def train_classifier(
     config: TrainingConfig,
     seed: int,
     console: Console,
-    loss_fn: LossFn = cross_entropy_loss,
+    loss_fn: LossFn | None = None,
     description: str = "training",
     checkpoint_dir: str | Path | None = None,
     resume_key: str = "",
+    task: Task | None = None,
 ) -> TrainResult:
     """Train ``model`` in place and leave it holding the weights of its best dev epoch.
 
@@ -173,7 +184,13 @@ def train_classifier(
     ``nn.Module.get_extra_state``); ``resume_key`` names whatever else the run depends on that ``model``
     and the examples do not show (e.g. the teacher a loss reads). Under ``torchrun`` each process trains
     on its share of every batch (DDP: gradients averaged).
+
+    ``task`` (default: single-label classification) gives the loss when ``loss_fn`` is None, the labels'
+    dtype, and the dev metric the best epoch is chosen by (its primary metric; still named
+    ``best_dev_accuracy``).
     """
+    loss_fn = loss_fn or (task_loss(task) if task is not None else cross_entropy_loss)
+    metric = "accuracy" if task is None else task.primary_metric
     distributed.ensure_process_group()
     runner = distributed.wrap(model)
     console = console if distributed.is_main_process() else Console(quiet=True)
@@ -192,7 +209,7 @@ def train_classifier(
                 "options) or cannot be read: training from the start"
             )
     if saved is None:
-        best = TrainResult(dev_accuracy(model, *dev), best_epoch=0)
+        best = TrainResult(dev_accuracy(model, *dev, task), best_epoch=0)
         best_state = copy.deepcopy(model.state_dict())
     else:
         best = TrainResult(saved["best_dev_accuracy"], saved["best_epoch"], list(saved["history"]))
@@ -202,7 +219,7 @@ def train_classifier(
     steps_per_epoch = num_batches(len(train_examples), config.batch_size)
     optimizer = make_optimizer(model, config)
     scheduler = linear_schedule(optimizer, steps_per_epoch * config.epochs, config.warmup_ratio)
-    labels_array = np.asarray(train_labels, dtype=np.int64)
+    labels_array = task.label_array(train_labels) if task is not None else np.asarray(train_labels, dtype=np.int64)
     lengths = train_examples.sizes()
     epochs_without_gain, first_epoch, finished = 0, 1, False
     if saved is not None:
@@ -233,9 +250,9 @@ def train_classifier(
                 scheduler.step()
                 running += loss.item()
                 bar.update(bar.task_ids[0], advance=1, status=f"loss {running / step_index:.4f}")
-        accuracy_now = dev_accuracy(model, *dev)
+        accuracy_now = dev_accuracy(model, *dev, task)
         best.history.append({"epoch": epoch, "train_loss": running / steps_per_epoch, "dev_accuracy": accuracy_now})
-        console.print(f"    epoch {epoch}: train loss {running / steps_per_epoch:.4f}, dev accuracy {accuracy_now:.4f}")
+        console.print(f"    epoch {epoch}: train loss {running / steps_per_epoch:.4f}, dev {metric} {accuracy_now:.4f}")
         if accuracy_now > best.best_dev_accuracy:
             best.best_dev_accuracy, best.best_epoch = accuracy_now, epoch
             best_state = copy.deepcopy(model.state_dict())
