@@ -5,12 +5,11 @@ from __future__ import annotations
 import numpy as np
 import torch
 from torch import nn
-from torch.nn import functional as F
 
 from compress.models.forward import classifier_logits
 from compress.runtimes.batched import predict_logits
 from compress.runtimes.torch import TorchPredictor
-from compress.tasks.base import Examples
+from compress.tasks.base import Examples, Task
 
 
 def logits_kd_loss(
@@ -19,16 +18,15 @@ def logits_kd_loss(
     labels: torch.Tensor | None,
     temperature: float = 2.0,
     hard_label_weight: float = 0.5,
+    task: Task | None = None,
 ) -> torch.Tensor:
-    """``w * CE(labels) + (1 - w) * T^2 * KL(teacher_T || student_T)`` (Hinton et al.)."""
-    soft = F.kl_div(
-        F.log_softmax(student_logits / temperature, dim=-1),
-        F.softmax(teacher_logits / temperature, dim=-1),
-        reduction="batchmean",
-    ) * temperature**2
-    if labels is None or hard_label_weight == 0:
-        return soft
-    return hard_label_weight * F.cross_entropy(student_logits, labels) + (1 - hard_label_weight) * soft
+    """The task's logits KD loss (:meth:`compress.tasks.base.Task.kd_loss`); by default single-label
+    classification's ``w * CE(labels) + (1 - w) * T^2 * KL(teacher_T || student_T)`` (Hinton et al.),
+    sigmoid-BCE for multi-label, MSE on the value for regression."""
+    from compress.tasks import get_task
+
+    task = task or get_task()
+    return task.kd_loss(student_logits, teacher_logits, labels, temperature, hard_label_weight)
 
 
 def teacher_logits(teacher: nn.Module, examples: Examples, batch_size: int = 128) -> torch.Tensor:
@@ -36,11 +34,11 @@ def teacher_logits(teacher: nn.Module, examples: Examples, batch_size: int = 128
     return torch.from_numpy(predict_logits(TorchPredictor(teacher), examples, batch_size))
 
 
-def logits_kd_loss_fn(cached: torch.Tensor, temperature: float, hard_label_weight: float):
+def logits_kd_loss_fn(cached: torch.Tensor, temperature: float, hard_label_weight: float, task: Task | None = None):
     """A ``train_classifier`` loss that distils from cached teacher logits, looked up by example index."""
 
     def loss(model: nn.Module, inputs: dict[str, torch.Tensor], labels: torch.Tensor, index: np.ndarray):
         student = classifier_logits(model, inputs)
-        return logits_kd_loss(student, cached[torch.from_numpy(index)], labels, temperature, hard_label_weight)
+        return logits_kd_loss(student, cached[torch.from_numpy(index)], labels, temperature, hard_label_weight, task)
 
     return loss
