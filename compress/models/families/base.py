@@ -217,7 +217,8 @@ def family_for(model_or_config: Any) -> FamilyAdapter:
     adapter = _REGISTRY.get(family)
     if adapter is None:
         shown = family or type(model_or_config).__name__
-        raise StageError(f"model family {shown!r} is not supported here; supported: {', '.join(family_names())}")
+        structural = [name for name, known in _REGISTRY.items() if known.operations]
+        raise StageError(f"model family {shown!r} is not supported here; supported: {', '.join(structural)}")
     return adapter
 
 
