@@ -76,7 +76,9 @@ def test_multi_label_from_0_1_columns_and_jsonl_lists_split_and_summarise(tmp_pa
 
 
 def test_test_and_dev_counts_must_fit_the_limit():
-    with pytest.raises(RecipeError, match=r"data.test_size \(2000\) \+ data.dev_size \(1000\) leave nothing to train"):
-        DataConfig(limit=2000)
+    from compress.core.recipe import load_recipe
+
+    with pytest.raises(RecipeError, match=r"default.yaml: data: test_size \(2000\) \+ dev_size \(1000\) leave nothing"):
+        load_recipe("default", ["data.limit=2000"])
     assert DataConfig(limit=2000, test_size=500, dev_size=250).limit == 2000
     assert DataConfig(limit=100, test_size=0.2, dev_size=0.1).limit == 100  # fractions always fit

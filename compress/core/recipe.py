@@ -75,6 +75,8 @@ class Recipe:
     written: dict[str, Any] = field(default_factory=dict, compare=False)
     """The recipe as the user wrote it (overrides applied), before defaults were filled in."""
     task: TaskConfig = field(default_factory=TaskConfig)
+    overrides: tuple[str, ...] = field(default=(), compare=False)
+    """The ``--set`` overrides applied to the file, as given (reports show the recipe as it ran)."""
 
     def __post_init__(self) -> None:
         try:
@@ -305,6 +307,7 @@ def parse_recipe(raw: Any, where: str = "<recipe>", overrides: list[str] | None 
         source=where,
         written=json.loads(json.dumps(raw, default=str)),
         task=top.task,
+        overrides=tuple(overrides or ()),
     )
 
 

@@ -11,7 +11,6 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from compress.core.options import Options
-from compress.errors import RecipeError
 
 
 class ModelConfig(Options):
@@ -52,12 +51,12 @@ class DataConfig(Options):
     def _splits_fit_the_limit(self) -> DataConfig:
         if self.limit is not None and self.test_size >= 1 and self.dev_size >= 1:
             if self.test_size + self.dev_size >= self.limit:
-                raise RecipeError(
-                    f"data.test_size ({self.test_size:g}) + data.dev_size ({self.dev_size:g}) leave nothing to train "
-                    f"on within data.limit ({self.limit}); lower them or raise data.limit"
+                raise ValueError(
+                    f"test_size ({self.test_size:g}) + dev_size ({self.dev_size:g}) leave nothing to train "
+                    f"on within limit ({self.limit}); lower them or raise data.limit"
                 )
         if self.label_columns is not None and self.label_kind not in ("auto", "multi"):
-            raise RecipeError(f"data.label_columns are 0/1 columns of a multi-label task, not label_kind {self.label_kind!r}")
+            raise ValueError(f"label_columns are 0/1 columns of a multi-label task, not label_kind {self.label_kind!r}")
         return self
 
 
