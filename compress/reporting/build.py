@@ -124,9 +124,38 @@ def measured_entries(
 
 
 def variant_entries(ctx: RunContext) -> list[dict[str, Any]]:
-    return measured_entries(
+    entries = measured_entries(
         list(ctx.variants.values()), ctx.evaluation.get("variants", {}), ctx.baseline, ctx.task.metric_names
     )
+    measured = ctx.evaluation.get("variants", {})
+    for entry in entries:
+        classes = measured.get(entry["name"], {}).get("classes")
+        if classes:
+            entry["classes"] = named_classes(classes, ctx.splits.label_names)
+    return entries
+
+
+def named_classes(classes: dict[str, Any], label_names: Sequence[str]) -> dict[str, Any]:
+    """A class report keyed by class index (as evaluation computes it) keyed by the data's label names."""
+    names = {str(i): name for i, name in enumerate(label_names)}
+    return {
+        **classes,
+        "labels": [names.get(label, label) for label in classes["labels"]],
+        "per_class": {names.get(key, key): value for key, value in classes["per_class"].items()},
+    }
+
+
+def model_summary(ctx: RunContext) -> dict[str, Any]:
+    """Which model was compressed, for what: source, family, parameters, task, label kind and labels."""
+    config = getattr(ctx.baseline.module(), "config", None) if ctx.baseline.is_torch else None
+    return {
+        "source": ctx.recipe.model.source,
+        "family": getattr(config, "model_type", None),
+        "parameters": ctx.baseline.info.get("parameters"),
+        "task": ctx.task.name,
+        "label_kind": ctx.task.label_kind,
+        "labels": list(ctx.splits.label_names),
+    }
 
 
 def noise_threshold() -> float:
@@ -159,7 +188,10 @@ def build_report(ctx: RunContext) -> dict[str, Any]:
             "source": ctx.recipe.source,
             "hash": ctx.recipe.hash,
             "config": ctx.recipe.to_dict(),
+            "overrides": list(ctx.recipe.overrides),
         },
+        "model": model_summary(ctx),
+        "task": {"name": ctx.task.name, "metrics": list(ctx.task.metric_names), "primary": ctx.task.primary_metric},
         "run": {
             "directory": str(ctx.run_dir),
             "started": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(ctx.started)),

@@ -17,13 +17,17 @@ def comparison_rows(report: dict[str, Any]) -> list[list[str]]:
     for entry in report.get("comparisons", []):
         paired = entry.get("paired")
         rounds = f"{paired['ratio']:.2f}x (IQR {paired['p25']:.2f}-{paired['p75']:.2f})" if paired else "-"
+        trusted = not paired or paired.get("trusted", True)
+        ratio = f"**{entry['p50_ratio']:.2f}x**" if trusted else f"{entry['p50_ratio']:.2f}x ⚠ noisy"
+        if not trusted:
+            rounds += " ⚠ noisy"
         rows.append(
             [
                 entry["variant"],
                 entry["against"],
                 f"{entry['setting']} ({entry['device']})",
                 f"{entry['p50_ms']:.2f} / {entry['against_p50_ms']:.2f} ms",
-                f"**{entry['p50_ratio']:.2f}x**",
+                ratio,
                 rounds,
             ]
         )

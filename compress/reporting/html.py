@@ -10,17 +10,24 @@ from compress.reporting import svg
 from compress.reporting.comparisons import COMPARISON_HEADER, comparison_rows
 from compress.reporting.markdown import data_line, gpu_text
 from compress.reporting.views import (
+    PER_CLASS_HEADER,
+    class_variants,
     count,
+    description_text,
     devices,
     headline,
     latency_keys,
     mb,
     memory_text,
+    metric_text,
+    model_text,
     pct,
+    per_class_rows,
     points,
     quantization_trials,
     speedup_text,
     summary_line,
+    task_metric_names,
     trial_config_text,
 )
 from compress.training.precision import describe_precision
@@ -99,7 +106,8 @@ def plots_section(report: dict[str, Any]) -> list[str]:
             "<h2>Accuracy vs latency</h2>",
             _figure(
                 svg.scatter(
-                    pts, f"p50 latency (ms), {key} on {device}", "test accuracy", "accuracy vs latency"
+                    pts, f"p50 latency (ms, log scale), {key} on {device}", "test accuracy", "accuracy vs latency",
+                    log_x=True,
                 ),
                 "Each point is a variant; circled points lie on the Pareto front (no other variant is both faster "
                 "and more accurate). Variants without a measured accuracy are not plotted.",
@@ -187,6 +195,37 @@ def comparisons_section(report: dict[str, Any]) -> list[str]:
         return []
     rows = [[cell.replace("**", "") for cell in row] for row in comparison_rows(report)]
     return ["<h2>Head to head</h2>", _table(COMPARISON_HEADER, rows, numeric_from=3)]
+
+
+def task_metrics_section(report: dict[str, Any]) -> list[str]:
+    """The task's own test metrics per variant (multi-label F1, regression correlations ...)."""
+    names = task_metric_names(report)
+    if not names:
+        return []
+    rows = [[v["name"]] + [metric_text(v.get(name)) for name in names] for v in report["variants"]]
+    primary = (report.get("task") or {}).get("primary") or names[0]
+    return [
+        "<h2>Test metrics</h2>",
+        f'<p class="muted">{escape(primary)} is what training and the quantizer\'s budget use.</p>',
+        _table(["variant", *names], rows),
+    ]
+
+
+def classes_section(report: dict[str, Any]) -> list[str]:
+    """Per-class precision / recall / F1 and the confusion matrix as a heat map (3+ classes)."""
+    out: list[str] = []
+    for variant in class_variants(report):
+        classes = variant["classes"]
+        out += [
+            f"<h2>Per class: {escape(variant['name'])} (macro-F1 {pct(classes['macro_f1'])})</h2>",
+            _table(PER_CLASS_HEADER, per_class_rows(classes)),
+            _figure(
+                svg.heatmap(classes["confusion_matrix"], classes["labels"], f"confusion matrix {variant['name']}"),
+                "Confusion matrix on the test split: rows are the true class, columns the predicted one; "
+                "shading is the share of the true class's rows.",
+            ),
+        ]
+    return out
 
 
 def facts_section(report: dict[str, Any]) -> list[str]:
@@ -287,6 +326,8 @@ def environment_section(report: dict[str, Any]) -> list[str]:
 def run_sections(report: dict[str, Any]) -> list[str]:
     return (
         summary_section(report)
+        + task_metrics_section(report)
+        + classes_section(report)
         + plots_section(report)
         + latency_section(report)
         + comparisons_section(report)
@@ -301,8 +342,10 @@ def run_sections(report: dict[str, Any]) -> list[str]:
 def render_html(report: dict[str, Any]) -> str:
     recipe = report.get("recipe", {})
     body = [f"<h1>compress report: {escape(recipe.get('name', '?'))}</h1>"]
-    if recipe.get("description"):
-        body.append(f"<p>{escape(recipe['description'])}</p>")
+    if description_text(recipe):
+        body.append(f"<p>{_markdown_bold(description_text(recipe))}</p>")
+    if model_text(report):
+        body.append(f"<p>{_markdown_bold(model_text(report))}</p>")
     body.append(f"<p>{_markdown_bold(data_line(report))}</p>")
     return _page(f"compress report: {recipe.get('name', '?')}", body + run_sections(report))
 
@@ -339,10 +382,11 @@ def render_comparison_html(runs: Sequence[tuple[str, dict[str, Any]]]) -> str:
             _figure(
                 svg.scatter(
                     pts,
-                    "p50 latency (ms) at each run's headline setting",
+                    "p50 latency (ms, log scale) at each run's headline setting",
                     "test accuracy",
                     "comparison",
                     groups=[label for label, _ in runs],
+                    log_x=True,
                 ),
                 "Colour = run. Latency from different runs (or machines) is not interleaved: compare speed-ups "
                 "within a run, absolute numbers across runs only as a rough guide.",

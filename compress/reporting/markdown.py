@@ -7,12 +7,19 @@ from typing import Any
 from compress.reporting.comparisons import COMPARISON_HEADER, comparison_rows
 from compress.reporting.distillation import distillation_section
 from compress.reporting.views import (
+    PER_CLASS_HEADER,
+    class_variants,
     count,
+    description_text,
     devices,
     latency_keys,
     memory_text,
+    metric_text,
+    model_text,
+    per_class_rows,
     speedup_text,
     summary_line,
+    task_metric_names,
     trial_config_text,
 )
 from compress.reporting.views import mb as _mb
@@ -36,8 +43,10 @@ def _table(header: list[str], rows: list[list[str]]) -> list[str]:
 def render_markdown(report: dict[str, Any]) -> str:
     recipe, env = report["recipe"], report["environment"]
     lines = [f"# compress report: {recipe['name']}", ""]
-    if recipe.get("description"):
-        lines += [recipe["description"], ""]
+    if description_text(recipe):
+        lines += [description_text(recipe), ""]
+    if model_text(report):
+        lines += [model_text(report), ""]
     lines += [data_line(report), "", "## Summary", ""]
     lines += [f"- **{v['name']}**: {summary_line(report, v)}" for v in report["variants"]] + [""]
     main_device = (devices(report) or ["cpu"])[0]
@@ -61,6 +70,7 @@ def render_markdown(report: dict[str, Any]) -> str:
             row.append("-" if not stats else f"{stats['p50']:.2f} ms ({speedup:.1f}x)" if speedup else f"{stats['p50']:.2f} ms")
         rows.append(row)
     lines += _table(header, rows) + [""]
+    lines += _task_metrics(report) + _classes(report)
 
     for device in devices(report):
         lines += [f"## Latency on {device} (ms; p50 / p90 / p99, throughput in samples/s; speed-up vs baseline)", ""]
@@ -189,4 +199,32 @@ def _trials(report: dict[str, Any]) -> list[str]:
             for index, trial in enumerate(quant["trials"], 1)
         ]
         lines += _table(["#", "configuration", "dev accuracy", "p50 b1", "size", "chosen"], rows) + [""]
+    return lines
+
+
+def _task_metrics(report: dict[str, Any]) -> list[str]:
+    """The task's own test metrics per variant, when they are not plain accuracy."""
+    names = task_metric_names(report)
+    if not names:
+        return []
+    rows = [[v["name"]] + [metric_text(v.get(name)) for name in names] for v in report["variants"]]
+    primary = (report.get("task") or {}).get("primary") or names[0]
+    return [f"## Test metrics ({primary} is what training and the quantizer's budget use)", ""] + _table(
+        ["variant", *names], rows
+    ) + [""]
+
+
+def _classes(report: dict[str, Any]) -> list[str]:
+    """Per-class precision / recall / F1 and the confusion matrix (3+ classes)."""
+    lines: list[str] = []
+    for variant in class_variants(report):
+        classes = variant["classes"]
+        lines += [f"## Per class: {variant['name']} (macro-F1 {_pct(classes['macro_f1'])})", ""]
+        lines += _table(PER_CLASS_HEADER, per_class_rows(classes)) + [""]
+        labels = classes["labels"]
+        matrix = [
+            [f"true {label}"] + [str(n) for n in row]
+            for label, row in zip(labels, classes["confusion_matrix"], strict=True)
+        ]
+        lines += _table(["", *(f"predicted {label}" for label in labels)], matrix) + [""]
     return lines

@@ -59,18 +59,32 @@ def _frame(width: int, height: int, body: list[str], title: str) -> str:
     )
 
 
+def log_ticks(low: float, high: float) -> list[float]:
+    """1-2-5 ticks per decade from the last one at or below ``low`` to the first at or above ``high`` (> 0)."""
+    first, last = math.floor(math.log10(low)) - 1, math.ceil(math.log10(high)) + 1
+    candidates = [step * 10.0**power for power in range(first, last + 1) for step in (1, 2, 5)]
+    start = max(c for c in candidates if c <= low * (1 + 1e-9))
+    end = min(c for c in candidates if c >= high * (1 - 1e-9))
+    return [c for c in candidates if start <= c <= end]
+
+
 def scatter(
-    points: Sequence[Point], x_label: str, y_label: str, title: str, groups: Sequence[str] = ()
+    points: Sequence[Point], x_label: str, y_label: str, title: str, groups: Sequence[str] = (), log_x: bool = False,
 ) -> str:
-    """Accuracy-vs-latency style scatter; the Pareto front is drawn as a dashed line through its points."""
+    """Accuracy-vs-latency style scatter; the Pareto front is drawn as a dashed line through its points.
+    ``log_x``: a logarithmic x axis, so variants 10x apart in latency are both readable."""
     width, height, left, right, top, bottom = 880, 440, 80, 220, 30, 60
     xs, ys = [p.x for p in points], [p.y for p in points]
-    x_ticks = nice_ticks(0, max(xs) * 1.1)
+    log_x = log_x and min(xs) > 0
+    x_ticks = log_ticks(min(xs) / 1.1, max(xs) * 1.1) if log_x else nice_ticks(0, max(xs) * 1.1)
     y_pad = max((max(ys) - min(ys)) * 0.15, 0.005)
     y_ticks = nice_ticks(min(ys) - y_pad, max(ys) + y_pad)
     plot_w, plot_h = width - left - right, height - top - bottom
 
     def sx(x: float) -> float:
+        if log_x:
+            low, high = math.log10(x_ticks[0]), math.log10(x_ticks[-1])
+            return left + plot_w * (math.log10(x) - low) / (high - low)
         return left + plot_w * (x - x_ticks[0]) / (x_ticks[-1] - x_ticks[0])
 
     def sy(y: float) -> float:
@@ -196,4 +210,37 @@ def distributions(rows: Sequence[tuple[str, Sequence[float]]], x_label: str, tit
                 f'<circle cx="{sx(value):.1f}" cy="{mid + jitter:.1f}" r="2.2" fill="{color(index)}" '
                 'fill-opacity="0.7"/>'
             )
+    return _frame(width, height, body, title)
+
+
+def heatmap(matrix: Sequence[Sequence[int]], labels: Sequence[str], title: str) -> str:
+    """A confusion matrix as a heat map: rows are true classes, columns predicted; darker = more rows
+    (shaded per true class, so a small class's errors show as clearly as a large one's)."""
+    cell, left, top = 64, 150, 90
+    size = cell * len(labels)
+    width, height = left + size + 20, top + size + 50
+    body = []
+    for j, label in enumerate(labels):
+        x = left + cell * j + cell / 2
+        body.append(
+            f'<text transform="translate({x:.1f} {top - 8}) rotate(-35)" font-size="13">{escape(label)}</text>'
+        )
+    for i, (label, row) in enumerate(zip(labels, matrix, strict=True)):
+        y = top + cell * i
+        total = sum(row) or 1
+        body.append(f'<text x="{left - 8}" y="{y + cell / 2 + 5:.1f}" text-anchor="end" font-size="13">{escape(label)}</text>')
+        for j, value in enumerate(row):
+            share = value / total
+            shade = f"rgba(31, 119, 180, {0.08 + 0.92 * share:.3f})"
+            ink = "#fff" if share > 0.55 else "#000"
+            x = left + cell * j
+            body.append(
+                f'<rect x="{x}" y="{y}" width="{cell}" height="{cell}" fill="{shade}" stroke="#fff">'
+                f"<title>true {escape(label)}, predicted {escape(labels[j])}: {value}</title></rect>"
+            )
+            body.append(
+                f'<text x="{x + cell / 2}" y="{y + cell / 2 + 5:.1f}" text-anchor="middle" fill="{ink}">{value}</text>'
+            )
+    body.append(f'<text x="{left + size / 2}" y="{top + size + 30}" text-anchor="middle">predicted class</text>')
+    body.append(f'<text x="12" y="{top - 60}" font-size="13">rows: true class</text>')
     return _frame(width, height, body, title)

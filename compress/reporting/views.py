@@ -117,3 +117,58 @@ def trial_config_text(config: dict[str, Any]) -> str:
     if config.get("excluded_groups"):
         parts.append("FP32: " + ", ".join(config["excluded_groups"]))
     return " ".join(str(p) for p in parts if p != "")
+
+
+def description_text(recipe: dict[str, Any]) -> str:
+    """The recipe's description, and the ``--set`` overrides it ran with (which the description predates)."""
+    text = recipe.get("description") or ""
+    overrides = recipe.get("overrides") or []
+    if overrides:
+        sets = " ".join(f"--set {o}" for o in overrides)
+        text = (f"{text} " if text else "") + f"Run with overrides: `{sets}` (the description is the recipe file's)."
+    return text
+
+
+def model_text(report: dict[str, Any]) -> str:
+    """``Model: **source** (family bert, 22.7M parameters); task ..., single-label: a, b.``"""
+    model = report.get("model")
+    if not model:
+        return ""
+    facts = [f"family {model.get('family') or 'unknown'}"]
+    if model.get("parameters"):
+        facts.append(f"{count(model['parameters'])} parameters")
+    labels = model.get("labels") or []
+    shown = ", ".join(labels[:12]) + (f" ... ({len(labels)} in all)" if len(labels) > 12 else "")
+    kind = {"single": "single-label", "multi": "multi-label", "regression": "regression"}.get(
+        model.get("label_kind"), model.get("label_kind")
+    )
+    return f"Model: **{model.get('source')}** ({', '.join(facts)}); task {model.get('task')}, {kind}: {shown}."
+
+
+CLASSIFICATION_METRICS = ("accuracy", "agreement_with_baseline")
+
+
+def task_metric_names(report: dict[str, Any]) -> list[str]:
+    """The task's metrics beyond accuracy (multi-label F1, regression correlations, embedding recall ...)."""
+    names = (report.get("task") or {}).get("metrics") or []
+    return [] if tuple(names) == CLASSIFICATION_METRICS else list(names)
+
+
+def metric_text(value: Any) -> str:
+    return "-" if value is None else f"{value:.4f}"
+
+
+def class_variants(report: dict[str, Any]) -> list[dict[str, Any]]:
+    """Variants with a per-class report (3+ classes): the baseline and the last one measured."""
+    found = [v for v in report.get("variants", []) if v.get("classes")]
+    return found if len(found) <= 2 else [found[0], found[-1]]
+
+
+def per_class_rows(classes: dict[str, Any]) -> list[list[str]]:
+    return [
+        [name, pct(row["precision"]), pct(row["recall"]), pct(row["f1"]), str(row["support"])]
+        for name, row in classes["per_class"].items()
+    ]
+
+
+PER_CLASS_HEADER = ["class", "precision", "recall", "F1", "support"]

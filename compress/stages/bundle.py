@@ -33,6 +33,7 @@ class Bundle(Stage):
 
     def run(self, current, ctx):
         from compress.bundle.writer import write_bundle
+        from compress.reporting.build import model_summary
         from compress.runtimes import CPU_DISABLED_FUSIONS
 
         variant = ctx.variant(self.config.variant) if self.config.variant else current
@@ -45,6 +46,8 @@ class Bundle(Stage):
             "variant": variant.name,
             "precision": variant.precision,
             "recipe": ctx.recipe.name,
+            "recipe_overrides": list(ctx.recipe.overrides),
+            "model_info": model_summary(ctx),
             **{name: measured.get(name) for name in ctx.task.metric_names if name != "agreement_with_baseline"},
             "accuracy_split": "test",
             **ctx.task.bundle_fields(ctx.baseline.module(), variant.path),
