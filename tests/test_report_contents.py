@@ -56,6 +56,8 @@ def test_task_metrics_table_for_multi_label_and_regression():
     text = render_markdown(report)
     assert "## Test metrics (pearson is what training and the quantizer's budget use)" in text
     assert f"| {report['variants'][0]['name']} | 0.9123 | 0.9000 | 0.2500 | 0.4000 | 0.9900 |" in text
+    report["variants"][0].update(accuracy=None, accuracy_delta_vs_baseline=None)
+    assert f"- **{report['variants'][0]['name']}**: test pearson 0.9123;" in render_markdown(report)
     assert "<h2>Test metrics</h2>" in render_html(report)
     assert "Test metrics" not in render_markdown(_report())  # plain classification: accuracy columns only
 

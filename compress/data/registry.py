@@ -7,8 +7,10 @@ of them, so a new built-in dataset is one module that imports this one.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
-Rows = list[tuple[str, str]]
+Rows = list[tuple[str, Any]]
+"""(text, label) rows; a label is a class name, a list of labels or a number (:mod:`compress.data.labels`)."""
 BUILTIN_DATASETS: dict[str, Callable[[], Rows]] = {}
 
 

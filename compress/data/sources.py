@@ -9,7 +9,7 @@ import json
 from pathlib import Path
 
 from compress.core.sections import DataConfig
-from compress.data import spam_assassin  # noqa: F401  (registers the built-in dataset it defines)
+from compress.data import lexicons, spam_assassin  # noqa: F401  (register the built-in datasets they define)
 from compress.data.dataset import TaskData, split_labelled
 from compress.data.labels import RawLabel, normalise_labels
 from compress.data.registry import BUILTIN_DATASETS, Rows, builtin_dataset

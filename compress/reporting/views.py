@@ -74,6 +74,9 @@ def speedup_text(variant: dict[str, Any], device: str, key: str) -> str:
 def summary_line(report: dict[str, Any], variant: dict[str, Any]) -> str:
     """One sentence a manager can read: accuracy, speed-up and size against the baseline."""
     parts = [f"accuracy {pct(variant.get('accuracy'))}"]
+    primary = (report.get("task") or {}).get("primary")
+    if variant.get("accuracy") is None and primary and variant.get(primary) is not None:
+        parts = [f"test {primary} {variant[primary]:.4f}"]
     if variant.get("accuracy_delta_vs_baseline") is not None:
         parts[-1] += f" ({points(variant['accuracy_delta_vs_baseline'])})"
     where = headline(report)
