@@ -48,9 +48,13 @@ def validate_recipe(path: Any, overrides: list[str] | None = None) -> Recipe:
 
     recipe = load_recipe(path, overrides)
     check_recipe_families(recipe)
+    from compress.models.declared import declared_config
+    from compress.tasks import get_task
+    from compress.tasks.base import check_task_stages
+
+    check_task_stages(get_task(recipe.task.kind), [s.kind for s in recipe.stages])
+    get_task(recipe.task.kind).check_recipe(recipe.stages, declared_config(recipe.model.source)[0])
     if recipe.data.label_kind not in ("auto", "single"):  # a detected kind is checked when the data is read
-        from compress.tasks import get_task
-        from compress.tasks.base import check_task_stages
         from compress.tasks.text_classification import TASK_FOR_LABEL_KIND
 
         check_task_stages(get_task(TASK_FOR_LABEL_KIND[recipe.data.label_kind]), [s.kind for s in recipe.stages])

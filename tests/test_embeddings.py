@@ -182,8 +182,9 @@ def embedding_run(st_dir, tmp_path_factory):
         "data": {"dataset": str(write_csv(root / "rows.csv", synthetic_rows(400))), "test_size": 100, "dev_size": 50},
         "task": {"kind": "sentence-embedding"},
         "stages": [
-            {"distill": {"layers": 1, "heads": 1, "epochs": 2, "patience": 0, "batch_size": 32,
+            {"distill": {"layers": 1, "heads": 1, "epochs": 2, "batch_size": 32,
                          "losses": {"embedding_cosine": 1.0, "hidden": 1.0}}},
+            {"vocab_prune": {}},
             {"export": {"optimize": False}},
             {"quantize": {"mode": "dynamic"}},
             {"evaluate": {"seq_lengths": [16], "batch_sizes": [1], "rounds": 3, "warmup": 0,
@@ -237,3 +238,56 @@ def test_compress_embed_on_a_bundle(embedding_run, tmp_path):
                                 "--out", str(tmp_path / "v.npy")])
     assert saved.exit_code == 0, saved.output
     np.testing.assert_allclose(np.load(tmp_path / "v.npy"), vectors, atol=1e-6)
+
+
+def test_distillation_keeps_the_epoch_closest_to_the_teacher_and_vocab_prune_runs(embedding_run):
+    """The dev check scores recall@10 against the teacher's dev vectors (unlabelled data would score 0 and
+    keep the untrained student of epoch 0); vocab_prune slices the embedder's word embeddings."""
+    import json
+
+    state = json.loads((embedding_run.run_dir / "state.json").read_text())
+    infos = {variant["name"]: variant["info"] for variant in state["variants"]}
+    training = infos["student"]["training"]
+    assert training["best_epoch"] >= 1 and 0.0 < training["best_dev_accuracy"] <= 1.0
+    assert all(0.0 < row["dev_accuracy"] <= 1.0 for row in training["history"])
+    vocabulary = infos["student-vocab"]["vocabulary"]
+    assert vocabulary["kept_size"] <= vocabulary["original_size"] and vocabulary["test"]["texts"] == 100
+
+
+def _recipe_file(tmp_path, source, stages, **top):
+    import yaml
+
+    path = tmp_path / "recipe.yaml"
+    path.write_text(yaml.safe_dump({"name": "r", "model": {"source": str(source)},
+                                    "data": {"dataset": "rotten_tomatoes"}, "stages": stages, **top}))
+    return path
+
+
+def test_validate_refuses_bundling_an_untrained_classification_head(st_dir, tmp_path):
+    from tiny import make_checkpoint
+    from typer.testing import CliRunner
+
+    from compress import validate_recipe
+    from compress.cli import app
+    from compress.errors import RecipeError
+
+    untrained = _recipe_file(tmp_path, st_dir, [{"export": {}}, "bundle"])
+    with pytest.raises(RecipeError, match="would bundle an untrained classification head: the model's config "
+                                          "declares BertModel"):
+        validate_recipe(untrained)
+    refused = CliRunner().invoke(app, ["validate", str(untrained)])
+    assert refused.exit_code == 2 and "untrained classification head" in refused.output
+    assert "Traceback" not in refused.output
+    validate_recipe(_recipe_file(tmp_path, st_dir, [{"finetune": {"epochs": 1}}, {"export": {}}, "bundle"]))
+    validate_recipe(_recipe_file(tmp_path, st_dir, [{"export": {}}, "bundle"], task={"kind": "sentence-embedding"}))
+    validate_recipe(_recipe_file(tmp_path, make_checkpoint(tmp_path / "classifier"), [{"export": {}}, "bundle"]))
+
+
+def test_stages_that_train_on_labels_are_refused_for_embeddings(st_dir, tmp_path):
+    from compress import validate_recipe
+    from compress.errors import RecipeError
+
+    for stage in ({"prune": {"ffn": 0.5}}, {"finetune": {"epochs": 1}}):
+        kind = next(iter(stage))
+        with pytest.raises(RecipeError, match=f"stage '{kind}' does not support unlabelled sentence embeddings"):
+            validate_recipe(_recipe_file(tmp_path, st_dir, [stage], task={"kind": "sentence-embedding"}))

@@ -26,6 +26,8 @@ from compress.distillation.student import StudentInit, StudentSpec, build_studen
 from compress.distillation.trainer import DistillationModel, distillation_loss_fn
 from compress.errors import StageError
 from compress.models.families.base import family_for
+from compress.runtimes.batched import predict_logits
+from compress.runtimes.torch import TorchPredictor
 from compress.tasks.base import Examples, Split, Task
 from compress.training.checkpoints import state_digest
 from compress.training.loop import as_tensors, train_classifier
@@ -149,6 +151,7 @@ def distill(
     console: Console,
     transfer: Examples | None = None,
     work_dir: str | Path | None = None,
+    task: Task | None = None,
 ) -> DistillResult:
     """``train`` and ``dev``: the task's encoded examples with labels (augmentation perturbs token ids, so
     it needs token examples). ``transfer``: encoded unlabelled texts, labelled by the teacher like the
@@ -156,7 +159,9 @@ def distill(
 
     ``work_dir`` (the stage directory) keeps the teacher cache and a checkpoint after every epoch, so an
     interrupted call resumes: the cache is reused when it matches, training continues after the last saved
-    epoch with the same result as an uninterrupted call.
+    epoch with the same result as an uninterrupted call. A ``task`` that scores against the teacher
+    (:attr:`Task.dev_against_teacher`: embeddings, whose data has no labels) keeps the best epoch by its
+    primary metric against the teacher's dev outputs; otherwise by dev accuracy.
     """
     started = time.perf_counter()
     teacher.eval()
@@ -188,6 +193,9 @@ def distill(
     )
     model = DistillationModel(student, losses, config.losses)
     model.cache = cache
+    dev_task = task if task is not None and task.dev_against_teacher else None
+    if dev_task is not None:
+        dev = (dev[0], predict_logits(TorchPredictor(teacher), dev[0], batch_size=128))
     with head_annealing(student, teacher, init, config, len(every)) as model.annealing:
         result = train_classifier(
             model,
@@ -200,6 +208,7 @@ def distill(
             description="distill",
             checkpoint_dir=work_dir,
             resume_key=state_digest(teacher) if work_dir else "",  # what a random-init student learns from
+            task=dev_task,
         )
     info = {
         "distillation": {

@@ -379,9 +379,12 @@ def _stage_input(spec: StageSpec, stage: Stage, ctx: RunContext) -> Variant:
 
 def _check_environment(recipe: Recipe) -> list[str]:
     """Every stage's requirements, checked before any work: a missing one fails now, not an hour in."""
+    from compress.models.declared import declared_config
     from compress.models.families.check import check_recipe_families
+    from compress.tasks import get_task
 
     check_recipe_families(recipe)  # the model's family supports every stage (read from its config alone)
+    get_task(recipe.task.kind).check_recipe(recipe.stages, declared_config(recipe.model.source)[0])
     notes: list[str] = []
     for spec in recipe.stages:
         notes += spec.build().check_environment()

@@ -34,7 +34,9 @@ class Distill(Stage):
             ctx.console,
             transfer=encoded_transfer(self.config.transfer, ctx.splits, ctx.task, processor, ctx.seed),
             work_dir=ctx.stage_dir(self.id),
+            task=ctx.task,
         )
-        ctx.console.print(f"    best dev accuracy {result.info['training']['best_dev_accuracy']:.4f}")
+        metric = f"{ctx.task.primary_metric} vs the teacher" if ctx.task.dev_against_teacher else "accuracy"
+        ctx.console.print(f"    best dev {metric} {result.info['training']['best_dev_accuracy']:.4f}")
         info = {**result.info, "teacher": teacher.name}
         return save_torch_variant(ctx, self, result.student, processor, name=self.config.name, info=info)

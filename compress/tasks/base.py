@@ -77,6 +77,13 @@ class Task(ABC):
     """The Hugging Face ``problem_type`` of the model's head (None: single-label classification)."""
     unsupported_stages: ClassVar[tuple[str, ...]] = ()
     """Stages that cannot run on this task yet; refused before a run starts, naming the kind and stage."""
+    unsupported_because: ClassVar[str] = ""
+    """What the refusal of :attr:`unsupported_stages` names (default: the label kind)."""
+    supported_summary: ClassVar[str] = "finetune, export, quantize, evaluate and bundle"
+    """The stages this task does run, for that refusal's hint."""
+    dev_against_teacher: ClassVar[bool] = False
+    """Distillation's dev check scores the student against the teacher's dev outputs (passed to
+    :meth:`primary` as the labels) instead of the data's labels: for tasks without labels (embeddings)."""
 
     def for_data(self, data: Any) -> Task:
         """The task for ``data``'s label kind (text classification hands multi-label and regression data to
@@ -130,6 +137,12 @@ class Task(ABC):
     @abstractmethod
     def check_model(self, module: Any, inputs: dict[str, np.ndarray], data: Any, source: str) -> None:
         """Run the loaded model once on ``inputs`` (from its processor); a clear error when it does not fit."""
+
+    def check_recipe(self, stages: Sequence[Any], config: dict[str, Any] | None) -> None:
+        """Refuse (RecipeError) a recipe this task cannot give a useful model from, before any work:
+        ``stages`` are the recipe's stage specs (``.kind``, ``.config``), ``config`` the model's config as
+        its source declares it (None when not read). Nothing by default."""
+        return None
 
     def bundle_fields(self, module: Any, onnx_path: Path) -> dict[str, Any]:
         """What a bundle's manifest says about the model's outputs, beyond :meth:`manifest_fields`
@@ -191,9 +204,9 @@ def check_task_stages(task: Task, stage_kinds: Sequence[str]) -> None:
     refused = [kind for kind in stage_kinds if kind in task.unsupported_stages]
     if refused:
         raise RecipeError(
-            f"stage {refused[0]!r} does not support {task.label_kind} labels (task {task.name}) yet",
-            hint=f"remove {', '.join(map(repr, refused))} from the recipe; {task.name} runs "
-            "finetune, export, quantize, evaluate and bundle",
+            f"stage {refused[0]!r} does not support {task.unsupported_because or task.label_kind + ' labels'} "
+            f"(task {task.name}) yet",
+            hint=f"remove {', '.join(map(repr, refused))} from the recipe; {task.name} runs {task.supported_summary}",
         )
 
 

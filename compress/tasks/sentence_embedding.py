@@ -72,6 +72,12 @@ class SentenceEmbedder(nn.Module):
     def set_attn_implementation(self, implementation: str) -> None:
         self.encoder.set_attn_implementation(implementation)
 
+    def get_input_embeddings(self) -> nn.Module:
+        return self.encoder.get_input_embeddings()
+
+    def set_input_embeddings(self, embeddings: nn.Module) -> None:
+        self.encoder.set_input_embeddings(embeddings)
+
     def forward(self, input_ids, attention_mask, output_hidden_states: bool = False, **inputs):
         from transformers.modeling_outputs import SequenceClassifierOutput
 
@@ -288,14 +294,26 @@ class SentenceEmbedding(TextClassification):
     def for_data(self, data):
         return self
 
+    def check_recipe(self, stages, config) -> None:
+        """An embedder has no head to train: nothing to refuse."""
+
     def predictions(self, outputs: np.ndarray) -> np.ndarray:
         return np.asarray(outputs)
 
     def score(self, outputs: np.ndarray, reference: np.ndarray, labels: Sequence[int]) -> dict[str, float]:
         return embedding_scores(outputs, reference, labels)
 
-    def primary(self, outputs: np.ndarray, labels: Sequence[int]) -> float:
-        """Without a reference variant (training's dev check) only the probe can be measured: 0 without labels."""
+    dev_against_teacher = True
+    unsupported_stages = ("finetune", "prune")
+    unsupported_because = "unlabelled sentence embeddings (fine-tuning and prune recovery train on labels)"
+    supported_summary = "distill, vocab_prune, export, quantize, evaluate, bundle and report"
+
+    def primary(self, outputs: np.ndarray, labels: Sequence[int] | np.ndarray) -> float:
+        """Neighbour recall@10 against the teacher's vectors when ``labels`` are those vectors (distillation's
+        dev check, :attr:`dev_against_teacher`); else the probe accuracy (0 without labels)."""
+        reference = np.asarray(labels)
+        if reference.ndim == 2 and reference.shape == np.shape(outputs):
+            return neighbour_recall(outputs, reference)
         return self.metrics(outputs, labels)["accuracy"]
 
     def metrics(self, outputs: np.ndarray, labels: Sequence[int]) -> dict[str, float]:

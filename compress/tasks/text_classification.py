@@ -67,6 +67,29 @@ class TextClassification(Task):
 
         check_model_output(module, inputs, data.label_names, source)
 
+    def check_recipe(self, stages, config) -> None:
+        """A bundle of a head nothing trained is refused: no finetune, distill or prune recovery before the
+        first ``bundle`` stage, and a source whose config names no ``*ForSequenceClassification``
+        architecture (a plain encoder or an embedder: its head would be randomly initialised)."""
+        kinds = [spec.kind for spec in stages]
+        if config is None or config.get("compress_model") or "bundle" not in kinds:
+            return
+        before = stages[: kinds.index("bundle")]
+        trains = [spec.kind for spec in before if spec.kind in ("finetune", "distill")
+                  or (spec.kind == "prune" and spec.config.recover.epochs > 0)]
+        architectures = [str(name) for name in config.get("architectures") or []]
+        if trains or any(name.endswith("ForSequenceClassification") for name in architectures):
+            return
+        from compress.errors import RecipeError
+
+        raise RecipeError(
+            f"this recipe would bundle an untrained classification head: the model's config declares "
+            f"{', '.join(architectures) or 'no architecture'} (no *ForSequenceClassification head), and no "
+            "finetune, distill or prune with recovery runs before the bundle",
+            hint="add a finetune stage before the bundle, or set task.kind: sentence-embedding to compress "
+            "the model as an embedder",
+        )
+
     def for_data(self, data) -> Task:
         """Multi-label and regression data (``data.label_kind``) go to their own text tasks."""
         kind = getattr(data, "label_kind", "single")

@@ -9,11 +9,9 @@ the stages find out when they run, as before.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from compress.core.files import read_json
-from compress.errors import CompressError, StageError
+from compress.errors import StageError
 from compress.models.families.base import families_supporting, family_for, family_names
 
 if TYPE_CHECKING:
@@ -44,37 +42,15 @@ def stage_operations(kind: str, config: Any) -> list[str]:
 
 def recipe_model_type(source: str) -> tuple[str | None, str]:
     """``(model_type, "")`` read from the model's config alone, or ``(None, why it was not read)``."""
-    from compress.models.persistence import MANIFEST
-    from compress.models.sources import EMBEDDED_ALIASES, _is_factory, embedded_model_dir
+    from compress.models.declared import declared_config
 
-    if source.lower() in EMBEDDED_ALIASES:
-        try:
-            directory = embedded_model_dir()
-        except CompressError:
-            return None, "the embedded model is not installed"
-    elif _is_factory(source):
-        return None, f"model.source {source!r} is a Python factory (not run to validate)"
-    else:
-        directory = Path(source).expanduser()
-        if not directory.is_dir():
-            return None, f"model.source {source!r} is not a local directory (a hub id is not downloaded to validate)"
-    for name, section in ((MANIFEST, "config"), ("config.json", None)):
-        path = directory / name
-        if not path.is_file():
-            continue
-        try:
-            data = read_json(path)
-        except (OSError, ValueError):
-            return None, f"{path} cannot be read"
-        if section and isinstance(data, dict):
-            if data.get("factory"):
-                return None, f"{path} names a Python factory (not run to validate)"
-            data = data.get(section)
-        model_type = data.get("model_type") if isinstance(data, dict) else None
-        if isinstance(model_type, str) and model_type:
-            return model_type, ""
-        return None, f"{path} has no model_type"
-    return None, f"{directory} has no config.json or {MANIFEST}"
+    data, why_not = declared_config(source)
+    if data is None:
+        return None, why_not
+    model_type = data.get("model_type")
+    if isinstance(model_type, str) and model_type:
+        return model_type, ""
+    return None, f"the config of model.source {source!r} has no model_type"
 
 
 def check_recipe_families(recipe: Recipe) -> FamilyCheck:
