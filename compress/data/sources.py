@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import bz2
 import csv
-import importlib.util
 import json
 from pathlib import Path
 
@@ -12,19 +11,8 @@ from compress.core.sections import DataConfig
 from compress.data import lexicons, spam_assassin  # noqa: F401  (register the built-in datasets they define)
 from compress.data.dataset import TaskData, split_labelled
 from compress.data.labels import RawLabel, normalise_labels
-from compress.data.registry import BUILTIN_DATASETS, Rows, builtin_dataset
+from compress.data.registry import BUILTIN_DATASETS, Rows, builtin_dataset, package_file
 from compress.errors import DataError
-
-
-def package_file(package: str, relative: str, install_hint: str) -> Path:
-    """Locate a data file shipped inside an installed package without importing the package."""
-    spec = importlib.util.find_spec(package)
-    if spec is None or not spec.submodule_search_locations:
-        raise DataError(f"package {package!r} is not installed", hint=install_hint)
-    path = Path(next(iter(spec.submodule_search_locations))) / relative
-    if not path.is_file():
-        raise DataError(f"{path}: expected data file is missing from package {package!r}", hint=install_hint)
-    return path
 
 
 @builtin_dataset("rotten_tomatoes")
