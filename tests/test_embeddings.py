@@ -291,3 +291,48 @@ def test_stages_that_train_on_labels_are_refused_for_embeddings(st_dir, tmp_path
         kind = next(iter(stage))
         with pytest.raises(RecipeError, match=f"stage '{kind}' does not support unlabelled sentence embeddings"):
             validate_recipe(_recipe_file(tmp_path, st_dir, [stage], task={"kind": "sentence-embedding"}))
+
+
+@pytest.mark.integration
+def test_real_minilm_bundle_matches_sentence_transformers_pooling_and_a_student_distils(tmp_path):
+    """The embedded all-MiniLM-L6-v2 on 200 IMDb sentences: the FP32 ONNX teacher's bundle gives the vectors
+    of a reference mean pooling + normalisation (cosine >= 0.9999), and a 2-layer student distils from it."""
+    import json
+
+    from tiny import quiet_console
+    from transformers import AutoModel, AutoTokenizer
+
+    import compress
+    from compress.core.recipe import parse_recipe
+    from compress.models.sources import embedded_model_dir
+    from compress.run.pipeline import run_recipe
+
+    recipe = parse_recipe({
+        "name": "real-embed",
+        "model": {"source": "minilm", "max_length": 128},
+        "data": {"dataset": "imdb_reviews", "limit": 200, "test_size": 50, "dev_size": 50},
+        "task": {"kind": "sentence-embedding"},
+        "stages": [
+            {"export": {"name": "teacher-onnx"}},
+            "bundle",
+            {"distill": {"from": "teacher", "layers": 2, "heads": 1, "epochs": 1, "batch_size": 32,
+                         "losses": {"embedding_cosine": 1.0, "hidden": 1.0}}},
+        ],
+    })
+    console, _ = quiet_console()
+    result = run_recipe(recipe, out=tmp_path / "run", console=console)
+    texts = ["a great film with a moving story", "the plot was dull and the acting worse", "I want my money back",
+             "one of the best performances of the decade, and a soundtrack to match"]
+    vectors = compress.embed(result.bundle_dir, texts)
+    directory = embedded_model_dir()
+    tokenizer, encoder = AutoTokenizer.from_pretrained(str(directory)), AutoModel.from_pretrained(str(directory)).eval()
+    batch = tokenizer(texts, padding=True, truncation=True, max_length=128, return_tensors="pt")
+    with torch.no_grad():
+        hidden = encoder(**batch).last_hidden_state
+    mask = batch["attention_mask"].unsqueeze(-1).float()
+    reference = torch.nn.functional.normalize((hidden * mask).sum(1) / mask.sum(1), dim=-1).numpy()
+    assert vectors.shape == (4, 384)
+    assert _cosines(vectors, reference).min() >= 0.9999
+    state = json.loads((result.run_dir / "state.json").read_text())
+    training = next(v["info"]["training"] for v in state["variants"] if v["name"] == "student")
+    assert training["best_epoch"] == 1 and 0.0 < training["best_dev_accuracy"] <= 1.0
