@@ -336,3 +336,9 @@ def test_real_minilm_bundle_matches_sentence_transformers_pooling_and_a_student_
     state = json.loads((result.run_dir / "state.json").read_text())
     training = next(v["info"]["training"] for v in state["variants"] if v["name"] == "student")
     assert training["best_epoch"] == 1 and 0.0 < training["best_dev_accuracy"] <= 1.0
+
+
+def test_report_tables_show_recall_not_an_empty_accuracy_for_embeddings(embedding_run):
+    markdown = (embedding_run.run_dir / "report.md").read_text()
+    assert "| variant | runtime | precision | test recall_at_10 | vs baseline |" in markdown
+    assert "| teacher | torch | fp32 | 1.0000 | +0.0000 |" in markdown

@@ -51,16 +51,18 @@ def render_markdown(report: dict[str, Any]) -> str:
     lines += [f"- **{v['name']}**: {summary_line(report, v)}" for v in report["variants"]] + [""]
     main_device = (devices(report) or ["cpu"])[0]
     keys = latency_keys(report, main_device)
-    header = ["variant", "runtime", "precision", "test accuracy", "vs baseline", "size", "smaller"]
+    primary = _table_metric(report)
+    header = ["variant", "runtime", "precision", f"test {primary or 'accuracy'}", "vs baseline", "size", "smaller"]
     header += [f"p50 {k} ({main_device})" for k in keys]
     rows = []
+    base = next((v for v in report["variants"] if v["name"] == report.get("baseline")), report["variants"][0])
     for v in report["variants"]:
         row = [
             v["name"],
             v["runtime"],
             v["precision"],
-            _pct(v.get("accuracy")),
-            _points(v.get("accuracy_delta_vs_baseline")),
+            *(_primary_cells(v, base, primary) if primary else (
+                _pct(v.get("accuracy")), _points(v.get("accuracy_delta_vs_baseline")))),
             _mb(v.get("size_bytes")),
             f"{v['size_ratio_vs_baseline']:.1f}x" if v.get("size_ratio_vs_baseline") else "-",
         ]
@@ -200,6 +202,21 @@ def _trials(report: dict[str, Any]) -> list[str]:
         ]
         lines += _table(["#", "configuration", "dev accuracy", "p50 b1", "size", "chosen"], rows) + [""]
     return lines
+
+
+def _table_metric(report: dict[str, Any]) -> str | None:
+    """The task's primary metric when no variant has an accuracy (embeddings: recall@10); None otherwise,
+    and the main table shows test accuracy as always."""
+    primary = (report.get("task") or {}).get("primary")
+    if not primary or primary == "accuracy" or any(v.get("accuracy") is not None for v in report["variants"]):
+        return None
+    return primary
+
+
+def _primary_cells(variant: dict[str, Any], base: dict[str, Any], metric: str) -> tuple[str, str]:
+    value, reference = variant.get(metric), base.get(metric)
+    delta = "-" if value is None or reference is None else f"{value - reference:+.4f}"
+    return metric_text(value), delta
 
 
 def _task_metrics(report: dict[str, Any]) -> list[str]:
