@@ -122,16 +122,20 @@ def _print_summary(report: dict | None) -> None:
 
     if not report:
         return
+    # Tasks without an accuracy (regression, multi-label, embeddings) show their primary metric instead.
+    has_accuracy = any(v.get("accuracy") is not None for v in report["variants"])
+    metric = "accuracy" if has_accuracy else (report.get("task") or {}).get("primary") or "accuracy"
     table = Table(title="variants", show_lines=False)
-    for column in ("variant", "accuracy", "size", "p50 b1 (cpu)", "speed-up"):
+    for column in ("variant", metric.replace("_", " "), "size", "p50 b1 (cpu)", "speed-up"):
         table.add_column(column)
     for variant in report["variants"]:
         cpu = variant.get("latency_ms", {}).get("cpu", {})
         key = next((k for k in cpu if Setting.parse(k).batch == 1), None)
         speed = variant.get("speedup_vs_baseline", {}).get("cpu", {}).get(key) if key else None
+        value = variant.get(metric)
         table.add_row(
             variant["name"],
-            "-" if variant.get("accuracy") is None else f"{100 * variant['accuracy']:.2f}%",
+            "-" if value is None else (f"{100 * value:.2f}%" if metric == "accuracy" else f"{value:.4f}"),
             f"{variant['size_bytes'] / 1e6:.1f} MB",
             f"{cpu[key]['p50']:.2f} ms ({key})" if key else "-",
             f"{speed:.2f}x" if speed else "-",

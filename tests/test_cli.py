@@ -68,3 +68,22 @@ def test_run_then_predict_through_the_cli(tmp_path, tiny_recipe):
     assert redo.exit_code == 0, redo.output
     assert "Redoing" in redo.output and (out / "bundle" / "manifest.json").is_file()
     assert (out / "stages" / "01-finetune" / "model" / "model.safetensors").stat().st_mtime_ns == stamp
+
+
+def test_run_summary_shows_the_task_primary_metric_when_there_is_no_accuracy():
+    from compress import cli
+
+    def variant(name, **metrics):
+        return {"name": name, "size_bytes": 1e6, "latency_ms": {"cpu": {"b1_s16": {"p50": 2.0}}},
+                "speedup_vs_baseline": {"cpu": {"b1_s16": 1.0}}, "accuracy": None, **metrics}
+
+    report = {"task": {"name": "text-regression", "primary": "pearson"},
+              "variants": [variant("teacher", pearson=0.7226), variant("teacher-int8", pearson=0.7204)]}
+    with cli.console.capture() as captured:
+        cli._print_summary(report)
+    text = captured.get()
+    assert "pearson" in text and "0.7226" in text and "0.7204" in text and "accuracy" not in text
+    report["variants"][0]["accuracy"] = 0.8235
+    with cli.console.capture() as captured:
+        cli._print_summary(report)
+    assert "82.35%" in captured.get()
