@@ -114,7 +114,19 @@ def run(
         console.print(f"  report: {result.report_path.with_suffix('.md')} (and {result.report_path.name})")
         _print_summary(result.report)
     if result.bundle_dir:
-        console.print(f"  bundle: {result.bundle_dir}  (try: compress predict {result.bundle_dir} \"a great film\")")
+        console.print(f"  bundle: {result.bundle_dir}  (try: {_bundle_hint(result.bundle_dir)})")
+
+
+def _bundle_hint(bundle_dir: Path) -> str:
+    """The command that uses this bundle: ``embed`` for an embedding bundle, ``predict`` otherwise."""
+    from compress.bundle.predict import MANIFEST_FILE
+    from compress.core.files import read_json
+
+    try:
+        embeds = read_json(Path(bundle_dir) / MANIFEST_FILE).get("output") == "sentence_embedding"
+    except (OSError, ValueError, AttributeError):
+        embeds = False
+    return f'compress {"embed" if embeds else "predict"} {bundle_dir} "a great film"'
 
 
 def _print_summary(report: dict | None) -> None:

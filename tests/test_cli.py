@@ -87,3 +87,17 @@ def test_run_summary_shows_the_task_primary_metric_when_there_is_no_accuracy():
     with cli.console.capture() as captured:
         cli._print_summary(report)
     assert "82.35%" in captured.get()
+
+
+def test_the_end_of_run_hint_names_the_command_that_uses_the_bundle(tmp_path):
+    import json
+
+    from compress import cli
+
+    embedder, classifier = tmp_path / "embedder", tmp_path / "classifier"
+    for directory, output in ((embedder, "sentence_embedding"), (classifier, "logits")):
+        directory.mkdir()
+        (directory / "manifest.json").write_text(json.dumps({"output": output}))
+    assert cli._bundle_hint(embedder).startswith("compress embed ")
+    assert cli._bundle_hint(classifier).startswith("compress predict ")
+    assert cli._bundle_hint(tmp_path / "missing").startswith("compress predict ")
