@@ -150,9 +150,9 @@ class Task(ABC):
         return {}
 
     def score(self, outputs: np.ndarray, reference: np.ndarray, labels: Sequence[int]) -> dict[str, float]:
-        """:attr:`metric_names` of a variant's test ``outputs``, given the baseline's (``reference``)."""
-        return {"accuracy": self.metrics(outputs, labels)["accuracy"],
-                "agreement_with_baseline": self.agreement(outputs, reference)}
+        """:attr:`metric_names` of a variant's test ``outputs``, given the baseline's (``reference``): the
+        task's :meth:`metrics` and how often the variant agrees with the baseline."""
+        return {**self.metrics(outputs, labels), "agreement_with_baseline": self.agreement(outputs, reference)}
 
     @abstractmethod
     def load_splits(self, data_config: Any) -> Any:

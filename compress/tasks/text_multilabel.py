@@ -32,9 +32,6 @@ class TextMultiLabel(TextClassification):
     unsupported_stages = ("prune", "distill", "vocab_prune")
     metric_names = ("micro_f1", "macro_f1", "exact_match", "agreement_with_baseline")
 
-    def score(self, outputs: np.ndarray, reference: np.ndarray, labels: Sequence) -> dict[str, float]:
-        return {**self.metrics(outputs, labels), "agreement_with_baseline": self.agreement(outputs, reference)}
-
     def label_array(self, labels: Sequence) -> np.ndarray:
         return np.asarray(labels, dtype=np.float32).reshape(len(labels), -1)
 

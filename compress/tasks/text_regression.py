@@ -22,9 +22,6 @@ class TextRegression(TextClassification):
     unsupported_stages = ("prune", "distill", "vocab_prune")
     metric_names = ("pearson", "spearman", "mse", "mae", "agreement_with_baseline")
 
-    def score(self, outputs: np.ndarray, reference: np.ndarray, labels: Sequence) -> dict[str, float]:
-        return {**self.metrics(outputs, labels), "agreement_with_baseline": self.agreement(outputs, reference)}
-
     def label_array(self, labels: Sequence) -> np.ndarray:
         return np.asarray(labels, dtype=np.float32).reshape(len(labels), 1)
 

@@ -17,12 +17,12 @@ head), shared by every layer.
 
 from __future__ import annotations
 
-import copy
 import math
 from typing import TYPE_CHECKING, Any
 
 from compress.errors import StageError
-from compress.models.families.base import AttentionLayout, FamilyAdapter, register_family
+from compress.models.families.base import AttentionLayout, register_family
+from compress.models.families.bert import BertFamily
 
 if TYPE_CHECKING:
     from torch import nn
@@ -31,18 +31,18 @@ BIAS = "relative_attention_bias.weight"
 
 
 @register_family
-class MPNetFamily(FamilyAdapter):
+class MPNetFamily(BertFamily):
+    """BERT's layer list, FFN, layer dropping and student config; its own attention, layout and bias."""
+
     model_types = ("mpnet",)
     operations = frozenset({"prune", "distill", "vocab_prune"})
+    fusion_type = None
     scaling_follows_head_size = True
     missing = "ORT's transformer optimizer has no fusion for MPNet's relative-position attention"
     prune_refusals = {
         "heads": "one relative-position bias table, a column per head, is shared by all layers",
         "head_dims": "MPNet's attention re-scales by 1/sqrt(head size) at every call",
     }
-
-    def encoder_layers(self, model: nn.Module) -> nn.ModuleList:
-        return self.backbone(model).encoder.layer
 
     def self_attention(self, layer: nn.Module) -> nn.Module:
         return layer.attention.attn
@@ -53,9 +53,6 @@ class MPNetFamily(FamilyAdapter):
 
     def attention_output(self, layer: nn.Module) -> nn.Linear:
         return layer.attention.attn.o
-
-    def ffn_projections(self, layer: nn.Module) -> tuple[nn.Linear, nn.Linear]:
-        return layer.intermediate.dense, layer.output.dense
 
     def read_layout(self, attention: nn.Module) -> AttentionLayout:
         size = int(attention.attention_head_size)
@@ -70,26 +67,8 @@ class MPNetFamily(FamilyAdapter):
         attention.num_attention_heads = layout.heads
         attention.all_head_size = layout.heads * layout.head_size
 
-    def keep_layers(self, model: nn.Module, keep: list[int]) -> None:
-        from torch import nn
-
-        encoder = self.backbone(model).encoder
-        encoder.layer = nn.ModuleList([encoder.layer[i] for i in keep])
-        model.config.num_hidden_layers = len(keep)
-
     def layer_kwargs(self, model: nn.Module, hidden: Any) -> dict[str, Any]:
         return {"position_bias": self.backbone(model).encoder.compute_position_bias(hidden)}
-
-    def student_config(self, teacher_config: Any, layers: int, heads: int, hidden: int | None,
-                       ffn: int | None, dropout: float | None) -> Any:
-        config = copy.deepcopy(teacher_config)
-        config.num_hidden_layers = layers
-        config.num_attention_heads = heads
-        config.hidden_size = hidden or config.hidden_size
-        config.intermediate_size = ffn or config.intermediate_size
-        if dropout is not None:
-            config.hidden_dropout_prob = config.attention_probs_dropout_prob = dropout
-        return config
 
     def student_tensor(self, name: str, teacher_value: Any, student_shape: Any) -> Any:
         if name.endswith(BIAS) and teacher_value.shape[1] != student_shape[1]:
