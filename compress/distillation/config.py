@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 
 from compress.core.options import Options
+from compress.search.config import SearchConfig
 from compress.training.loop import TrainingConfig
 
 LOSS_NAMES = ("logits", "hidden", "attention", "embedding_cosine", "embedding_mse")
@@ -93,6 +94,11 @@ class DistillConfig(TrainingConfig):
     loss_options: LossOptions = LossOptions()
     augment: AugmentConfig = AugmentConfig()
     transfer: TransferConfig = TransferConfig()
+    search: SearchConfig | None = Field(
+        None,
+        description="Latency-budget search: the student shape (layers, heads, ffn, hidden) is chosen among "
+        "candidates measured on the serving runtime; the fields above then only give the training options.",
+    )
     name: str = Field("student", description="Variant name of the student.")
     epochs: int = Field(8, ge=0, le=100)
     learning_rate: float = Field(1e-4, gt=0, lt=1)

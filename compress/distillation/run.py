@@ -56,6 +56,13 @@ def student_spec(config: DistillConfig) -> StudentSpec:
     )
 
 
+def teacher_indices(config: DistillConfig, teacher: nn.Module) -> set[int]:
+    """The teacher hidden-state indices ``config``'s losses read (what its teacher cache must hold)."""
+    student, init = build_student(teacher, dataclasses.replace(student_spec(config), merge_scale="mean"))
+    losses = build_losses(config, teacher, student, init)
+    return set().union(*(loss.teacher_indices() for loss in losses.values()))
+
+
 def build_losses(config: DistillConfig, teacher: nn.Module, student: nn.Module, init: StudentInit) -> dict[str, DistillLoss]:
     options = config.loss_options
     mapping = init.teacher_layers or choose_teacher_layers("uniform", config.layers, teacher.config.num_hidden_layers)
@@ -152,6 +159,8 @@ def distill(
     transfer: Examples | None = None,
     work_dir: str | Path | None = None,
     task: Task | None = None,
+    cache_dir: str | Path | None = None,
+    cache_indices: frozenset[int] = frozenset(),
 ) -> DistillResult:
     """``train`` and ``dev``: the task's encoded examples with labels (augmentation perturbs token ids, so
     it needs token examples). ``transfer``: encoded unlabelled texts, labelled by the teacher like the
@@ -162,6 +171,9 @@ def distill(
     epoch with the same result as an uninterrupted call. A ``task`` that scores against the teacher
     (:attr:`Task.dev_against_teacher`: embeddings, whose data has no labels) keeps the best epoch by its
     primary metric against the teacher's dev outputs; otherwise by dev accuracy.
+
+    ``cache_dir`` keeps the teacher cache elsewhere than ``work_dir``, and ``cache_indices`` adds hidden-state
+    indices to it: several students of different depths (a latency-budget search) then share one cache.
     """
     started = time.perf_counter()
     teacher.eval()
@@ -180,10 +192,12 @@ def distill(
     if transfer is not None:
         every = every.concat(transfer)
     transfer_count = len(transfer) if transfer is not None else 0
-    indices = set().union(*(loss.teacher_indices() for loss in losses.values()))
+    indices = set().union(*(loss.teacher_indices() for loss in losses.values())) | set(cache_indices)
     decision = decide_precision(config.precision, console)
     precision = decision.precision
-    cache, reused = stored_teacher_cache(teacher, every, indices, work_dir, precision=precision, log=console.print)
+    cache, reused = stored_teacher_cache(
+        teacher, every, indices, cache_dir or work_dir, precision=precision, log=console.print
+    )
     teacher_labels = cache.logits[len(train_examples) :].argmax(-1).tolist()
     cached_at = time.perf_counter()
     console.print(

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from html import escape
 from typing import Any
 
-from compress.reporting import svg
+from compress.reporting import search, svg
 from compress.reporting.comparisons import COMPARISON_HEADER, comparison_rows
 from compress.reporting.markdown import data_line, gpu_text
 from compress.reporting.views import (
@@ -277,6 +277,18 @@ def trials_section(report: dict[str, Any]) -> list[str]:
     return out
 
 
+def search_section(report: dict[str, Any]) -> list[str]:
+    out = []
+    for name, facts in search.searches(report):
+        items = "".join(f"<li>{_markdown_bold(line)}</li>" for line in search.summary(facts))
+        out += [f"<h2>Latency-budget search: {escape(name)}</h2>", f'<ul class="summary">{items}</ul>']
+        chart = search.scatter(facts)
+        if chart:
+            out.append(_figure(chart, "Each point a candidate that had a proxy distillation; circled: the Pareto front."))
+        out.append(_table(search.HEADER, [[cell.replace("**", "") for cell in row] for row in search.rows(facts)], 2))
+    return out
+
+
 def stages_section(report: dict[str, Any]) -> list[str]:
     rows = [
         [s["id"], s["kind"], f"{s.get('seconds', 0):.1f} s", s.get("produced") or "-"]
@@ -333,6 +345,7 @@ def run_sections(report: dict[str, Any]) -> list[str]:
         + comparisons_section(report)
         + facts_section(report)
         + trials_section(report)
+        + search_section(report)
         + stages_section(report)
         + notes_section(report)
         + environment_section(report)

@@ -6,6 +6,7 @@ from typing import Any
 
 from compress.reporting.comparisons import COMPARISON_HEADER, comparison_rows
 from compress.reporting.distillation import distillation_section
+from compress.reporting.search import markdown_section as search_section
 from compress.reporting.views import (
     PER_CLASS_HEADER,
     class_variants,
@@ -113,6 +114,7 @@ def render_markdown(report: dict[str, Any]) -> str:
         lines.append(f"- Note: {note}")
 
     lines += distillation_section(report)
+    lines += search_section(report)
     lines += ["", "## Stages", ""]
     rows = [[s["id"], s["kind"], f"{s.get('seconds', 0):.0f} s", s.get("produced") or "-"] for s in report.get("stages", [])]
     lines += _table(["stage", "kind", "time", "produced"], rows) + [""]

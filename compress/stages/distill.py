@@ -23,19 +23,26 @@ class Distill(Stage):
 
         teacher = current
         processor = ctx.processor_for(teacher)
-        result = distill(
-            teacher.module(),
-            ctx.encoded(processor, "train"),
-            ctx.encoded(processor, "dev"),
-            processor.special_ids,
-            processor.mask_id,
-            self.config,
-            ctx.seed,
-            ctx.console,
-            transfer=encoded_transfer(self.config.transfer, ctx.splits, ctx.task, processor, ctx.seed),
-            work_dir=ctx.stage_dir(self.id),
-            task=ctx.task,
-        )
+        train, dev = ctx.encoded(processor, "train"), ctx.encoded(processor, "dev")
+        transfer = encoded_transfer(self.config.transfer, ctx.splits, ctx.task, processor, ctx.seed)
+        common = dict(transfer=transfer, task=ctx.task)
+        arguments = (teacher.module(), train, dev, processor.special_ids, processor.mask_id, self.config, ctx.seed, ctx.console)
+        if self.config.search is not None:
+            from compress.evaluation.setting import Setting
+            from compress.search.run import search_student
+
+            setting = Setting.parse(self.config.search.budget.setting)
+            texts = ctx.splits.train.inputs
+            result = search_student(
+                *arguments,
+                example=train[0].collate(range(min(2, len(train[0])))),
+                timed_inputs=ctx.task.dummy_inputs(teacher.processor_dir, setting.batch, setting.seq, texts),
+                output_names=ctx.task.output_names,
+                work_dir=ctx.stage_dir(self.id),
+                **common,
+            )
+        else:
+            result = distill(*arguments, work_dir=ctx.stage_dir(self.id), **common)
         metric = f"{ctx.task.primary_metric} vs the teacher" if ctx.task.dev_against_teacher else "accuracy"
         ctx.console.print(f"    best dev {metric} {result.info['training']['best_dev_accuracy']:.4f}")
         info = {**result.info, "teacher": teacher.name}
