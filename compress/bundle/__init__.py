@@ -1,1 +1,1 @@
-"""The deployable bundle: INT8 ONNX model + tokenizer + manifest, runnable without torch."""
+"""The deployable bundle: INT8 ONNX model (or an OpenVINO IR) + tokenizer + manifest, runnable without torch."""

@@ -1,7 +1,8 @@
-"""Run a deployable bundle on texts. Imports only onnxruntime, tokenizers and numpy: no torch.
+"""Run a deployable bundle on texts. Imports only the bundle's runtime (onnxruntime, or openvino for a bundle whose
+manifest says ``runtime: openvino``), tokenizers and numpy: no torch.
 
 A bundle verifies itself completely before anything is loaded: every file the predictor opens (the
-model and the tokenizer) must be one of the manifest's hashed ``files``, every listed name must stay
+model, an OpenVINO IR's weights, and the tokenizer) must be one of the manifest's hashed ``files``, every listed name must stay
 inside the bundle (no ``..``, no absolute path, no symbolic link leading out), each file must match its
 sha256, and the labels must be as many as the model has outputs.
 """
@@ -49,6 +50,11 @@ class BundleManifest:
     label_kind: str = "single"
     threshold: float = 0.5
     """Multi-label decision threshold on each label's sigmoid (chosen on dev when the bundle was made)."""
+    runtime: str = "onnxruntime"
+    """The runtime the model is for: ``onnxruntime`` (bundles written before the field have no other) or
+    ``openvino``."""
+    weights: str | None = None
+    """An OpenVINO IR's weights file (``model.bin``), hashed like the model."""
 
 
 def read_manifest(directory: Path) -> BundleManifest:
@@ -70,8 +76,11 @@ def read_manifest(directory: Path) -> BundleManifest:
         problems.append("files: every entry needs a 'sha256' string")
     if problems:
         raise CompressError(f"{path}: not a valid bundle manifest: " + "; ".join(problems))
-    model = raw.get("model")
-    for what, name in (("model", model), ("tokenizer", TOKENIZER_FILE)):
+    model, runtime, weights = raw.get("model"), raw.get("runtime", "onnxruntime"), raw.get("weights")
+    if runtime not in ("onnxruntime", "openvino"):
+        raise CompressError(f"{path}: runtime {runtime!r:.40} is not onnxruntime or openvino")
+    needed = [("model", model), ("tokenizer", TOKENIZER_FILE)] + ([("weights", weights)] if runtime == "openvino" else [])
+    for what, name in needed:
         if not isinstance(name, str) or name not in files:
             raise CompressError(
                 f"{path}: the {what} file {name!r} is not one of the manifest's hashed files, so it cannot be "
@@ -84,7 +93,7 @@ def read_manifest(directory: Path) -> BundleManifest:
         raise CompressError(f"{path}: threshold {threshold!r:.40} is not a number between 0 and 1")
     return BundleManifest(
         model, tuple(raw["labels"]), raw["max_length"], {name: facts["sha256"] for name, facts in files.items()},
-        kind, float(threshold),
+        kind, float(threshold), runtime, weights if runtime == "openvino" else None,
     )
 
 
@@ -134,9 +143,10 @@ class BundlePredictor:
         self.label_kind, self.threshold = manifest.label_kind, manifest.threshold
         self.encoder = TextEncoder(_tokenizer(paths[TOKENIZER_FILE]), manifest.max_length)
         self.model_path = paths[manifest.model]
-        self.predictor = _predictor(self.model_path, threads)
-        width = self.predictor.session.get_outputs()[0].shape[-1]
-        if isinstance(width, int):
+        weights = paths[manifest.weights] if manifest.weights else None
+        self.predictor = _predictor(self.model_path, threads, manifest.runtime, weights)
+        width = _output_width(self.predictor)
+        if width is not None:
             self._check_width(width)
 
     def _check_width(self, width: int) -> None:
@@ -208,8 +218,11 @@ def _tokenizer(path: Path):
         raise CompressError(f"{path}: not a readable tokenizer ({str(error)[:200]})") from None
 
 
-def _predictor(path: Path, threads: int | None):
-    """The model on ONNX Runtime's CPU provider, with the session options every latency in the manifest used."""
+def _predictor(path: Path, threads: int | None, runtime: str = "onnxruntime", weights: Path | None = None):
+    """The model on ONNX Runtime's CPU provider, or compiled for OpenVINO's CPU plugin, with the settings every
+    latency in the manifest used."""
+    if runtime == "openvino":
+        return _openvino_predictor(path, threads, weights)
     from compress.runtimes import OnnxPredictor
 
     try:
@@ -217,6 +230,29 @@ def _predictor(path: Path, threads: int | None):
     except Exception as error:  # onnxruntime raises its own Fail/InvalidGraph/... types
         first = str(error).strip().splitlines()[0][:200] if str(error).strip() else type(error).__name__
         raise CompressError(f"{path}: ONNX Runtime cannot load the bundle's model ({first})") from None
+
+
+def _openvino_predictor(path: Path, threads: int | None, weights: Path | None):
+    from compress.runtimes import RuntimeUnavailable
+    from compress.runtimes.openvino import OpenVinoPredictor, import_openvino
+
+    try:
+        import_openvino()
+    except RuntimeUnavailable:
+        raise CompressError(
+            f"{path.parent}: this bundle runs on OpenVINO (its manifest says runtime: openvino), which is not "
+            "installed here",
+            hint="pip install openvino (the version the manifest's 'openvino' field names)",
+        ) from None
+    return OpenVinoPredictor(path, "cpu", threads, weights=weights)
+
+
+def _output_width(predictor) -> int | None:
+    """Scores per text, when the model's graph fixes it (an ONNX Runtime session, or an OpenVINO model)."""
+    if hasattr(predictor, "output_width"):
+        return predictor.output_width()
+    width = predictor.session.get_outputs()[0].shape[-1]
+    return width if isinstance(width, int) else None
 
 
 def predict(bundle_dir: str | Path, texts: Sequence[str]) -> list[Prediction]:

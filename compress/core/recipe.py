@@ -15,10 +15,10 @@ from pydantic import BaseModel, Field, ValidationError, field_validator
 from compress.core.files import check_plain_name
 from compress.core.options import Options
 from compress.core.sections import DataConfig, ModelConfig, TaskConfig
-from compress.core.stage import ONNX, TORCH, Stage, get_stage, stage_registry
+from compress.core.stage import ONNX, OPENVINO, TORCH, Stage, get_stage, stage_registry
 from compress.errors import RecipeError
 
-RUNTIME_WORDS = {TORCH: "a PyTorch model", ONNX: "an ONNX model"}
+RUNTIME_WORDS = {TORCH: "a PyTorch model", ONNX: "an ONNX model", OPENVINO: "an OpenVINO IR"}
 MAX_RECIPE_BYTES = 1 << 20
 MAX_RECIPE_NODES = 100_000
 """Bounds on a recipe file: its size, and its YAML nodes counted with every alias expanded (a few hundred

@@ -15,9 +15,9 @@ from typing import Any, ClassVar, Protocol, runtime_checkable
 from rich.console import Console
 
 from compress.core.options import Options
-from compress.core.variant import ONNX, TORCH, Variant
+from compress.core.variant import ONNX, OPENVINO, TORCH, Variant
 
-__all__ = ["ONNX", "TORCH", "Stage", "StageConfig", "StageContext", "get_stage", "register_stage", "stage_registry"]
+__all__ = ["ONNX", "OPENVINO", "TORCH", "Stage", "StageConfig", "StageContext", "get_stage", "register_stage", "stage_registry"]
 
 
 class StageConfig(Options):
@@ -62,7 +62,7 @@ class Stage:
     summary: ClassVar[str] = ""
     Config: ClassVar[type[Options]] = StageConfig
     """The stage's options: a :class:`StageConfig`, or library options (strict too) the stage uses as they are."""
-    accepts: ClassVar[frozenset[str]] = frozenset({TORCH, ONNX})
+    accepts: ClassVar[frozenset[str]] = frozenset({TORCH, ONNX, OPENVINO})
     """Runtimes of the current variant this stage can work on."""
     produces: ClassVar[str | None] = None
     """Runtime of the variant the stage returns; ``None`` when the current variant passes through."""

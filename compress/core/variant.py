@@ -1,4 +1,5 @@
-"""A variant is one version of the model a run produced: a PyTorch model directory or an ONNX file."""
+"""A variant is one version of the model a run produced: a PyTorch model directory, an ONNX file or an
+OpenVINO IR (``model.xml`` with its ``model.bin``)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ from compress.core.files import size_bytes
 
 TORCH = "torch"
 ONNX = "onnxruntime"
-"""The two artifact formats a variant can be: a compress model directory, an ONNX file."""
+OPENVINO = "openvino"
+"""The artifact formats a variant can be: a compress model directory, an ONNX file, an OpenVINO IR."""
 
 
 PROCESSOR_KEY = "processor_dir"
@@ -22,11 +24,11 @@ LEGACY_PROCESSOR_KEY = "tokenizer_dir"
 class Variant:
     name: str
     runtime: str
-    """``torch`` or ``onnxruntime``."""
+    """``torch``, ``onnxruntime`` or ``openvino`` (the artifact format)."""
     precision: str
     """``fp32``, ``int8`` ..."""
     path: Path
-    """A compress model directory (torch) or a ``.onnx`` file."""
+    """A compress model directory (torch), a ``.onnx`` file, or an IR's ``.xml`` (its ``.bin`` beside it)."""
     processor_dir: Path
     """Directory holding this variant's processor (``tokenizer.json`` for text), which the task loads."""
     stage: str
@@ -43,10 +45,17 @@ class Variant:
     def is_onnx(self) -> bool:
         return self.runtime == ONNX
 
+    @property
+    def is_openvino(self) -> bool:
+        return self.runtime == OPENVINO
+
     def size_bytes(self) -> int:
-        """Bytes of the model weights on disk (the ONNX file, or the safetensors of a torch model)."""
+        """Bytes of the model weights on disk (the ONNX file, the IR's .xml plus .bin, or the safetensors of
+        a torch model)."""
         if self.is_onnx:
             return size_bytes(self.path)
+        if self.is_openvino:
+            return size_bytes(self.path) + size_bytes(Path(self.path).with_suffix(".bin"))
         weights = list(Path(self.path).glob("*.safetensors"))
         return sum(size_bytes(w) for w in weights) if weights else size_bytes(self.path)
 

@@ -1,6 +1,7 @@
 """Turn a ``quantize`` stage config plus the current variant into a quantized variant.
 
-Orchestration only: the quantizers, the accuracy-aware search and the INC path live in their own modules.
+Orchestration only: the quantizers, the accuracy-aware search, the INC and the NNCF (OpenVINO) paths live in
+their own modules.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from compress.core.stage import ONNX, TORCH
+from compress.core.stage import ONNX, OPENVINO, TORCH
 from compress.core.variant import Variant
 from compress.data.dataset import TaskData
 from compress.errors import StageError
@@ -32,6 +33,8 @@ INC_FIELDS = {
     "compile",
 }
 """The stage options that mean something for INC (it chooses calibration and granularity itself)."""
+OPENVINO_FIELDS = {"backend", "mode", "calibration_samples", "preset"}
+"""The stage options that mean something for NNCF (backend ``openvino``)."""
 
 
 @dataclass(frozen=True)
@@ -241,3 +244,31 @@ def _inc_trials(scores: list[float], achieved: float) -> list[dict[str, Any]]:
     if matches:
         matches[0]["chosen"] = True
     return trials
+
+
+def quantize_openvino_variant(stage_id: str, cfg, current: Variant, data: QuantizeData) -> Variant:
+    """NNCF INT8 of an ONNX variant for OpenVINO (:mod:`compress.quantization.openvino`), calibrated on the
+    train texts ORT's static calibration samples, one text per batch (no padding in the ranges); an IR variant."""
+    import importlib.metadata
+
+    from compress.quantization.openvino import quantize_for_openvino
+    from compress.runtimes.openvino import OpenVinoPredictor
+
+    if not current.is_onnx:
+        raise StageError(f"quantize (openvino): variant {current.name!r} is not an ONNX model; export it first")
+    processor = data.processor(current)
+    examples = data.task.encode(processor, calibration_texts(data.splits.train.inputs, cfg.calibration_samples, data.seed))
+    calibration = [examples.collate([index]) for index in range(len(examples))]
+    target = quantize_for_openvino(current.path, data.stage_dir / "model.xml", calibration, preset=cfg.preset)
+    dev = data.task.split(processor, data.splits.dev)
+    baseline = dev_accuracy(OnnxPredictor(current.path, threads=cfg.threads), dev, data.task)
+    achieved = dev_accuracy(OpenVinoPredictor(target, threads=cfg.threads), dev, data.task)
+    data.log(f"    NNCF INT8 for OpenVINO: dev {data.task.primary_metric} {achieved:.4f} (FP32 {baseline:.4f})")
+    info: dict[str, Any] = {
+        **cfg.model_dump(include=OPENVINO_FIELDS),
+        "calibration_texts": len(calibration),
+        "versions": {name: importlib.metadata.version(name) for name in ("openvino", "nncf")},
+        "baseline_dev_accuracy": baseline,
+        "dev_accuracy": achieved,
+    }
+    return _variant(cfg, current, stage_id, OPENVINO, target, info, "-ov-int8")

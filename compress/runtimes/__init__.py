@@ -1,10 +1,10 @@
 """Runtimes that execute a variant's artifact: one module per backend, registered by name.
 
-Adding a runtime (OpenVINO, say) is one module defining a :class:`Runtime` subclass decorated with
+Adding a runtime is one module defining a :class:`Runtime` subclass decorated with
 :func:`register_runtime`, plus its import below.
 """
 
-from compress.runtimes import onnxruntime, torch, torch_compile  # noqa: F401  (registers the runtimes)
+from compress.runtimes import onnxruntime, openvino, torch, torch_compile  # noqa: F401  (registers the runtimes)
 from compress.runtimes.base import (
     ONNX_FILE,
     TORCH_MODEL,
@@ -24,7 +24,8 @@ from compress.runtimes.torch import TorchPredictor
 
 DEFAULT_RUNTIMES = ("torch", "onnxruntime", "torch-fp16", "onnxruntime-trt")
 """Runtimes ``evaluate`` and ``compress bench`` time by default; torch.compile is opt-in (compiling each
-shape costs tens of seconds on a small CPU)."""
+shape costs tens of seconds on a small CPU), and so are ``openvino`` and ``openvino-bf16`` (an optional
+package: ``runtimes: [torch, onnxruntime, openvino]``)."""
 
 __all__ = [
     "CPU_DISABLED_FUSIONS",
