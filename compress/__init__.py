@@ -69,14 +69,14 @@ def list_recipes() -> list[tuple[str, str]]:
 
 
 def embed(bundle_dir: Any, texts: list[str]) -> Any:
-    """Embed texts with a sentence-embedding bundle (ONNX Runtime only, no torch): a (texts, dim) array."""
+    """Embed texts with a sentence-embedding bundle (ONNX Runtime, no torch): a (texts, dim) array."""
     from compress.bundle.embed import embed as _embed
 
     return _embed(bundle_dir, texts)
 
 
 def predict(bundle_dir: Any, texts: list[str]) -> list[Prediction]:
-    """Classify texts with a deployable bundle (ONNX Runtime only, no torch)."""
+    """Classify texts with a deployable bundle (ONNX Runtime or OpenVINO, as its manifest says; no torch)."""
     from compress.bundle.predict import predict as _predict
 
     return _predict(bundle_dir, texts)

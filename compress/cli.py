@@ -190,7 +190,7 @@ def predict(
     bundle: Annotated[Path, typer.Argument(help="Bundle directory written by a run.")],
     texts: Annotated[list[str], typer.Argument(help="Texts to classify.")],
 ) -> None:
-    """Classify texts with a deployable bundle (ONNX Runtime only)."""
+    """Classify texts with a deployable bundle (ONNX Runtime or OpenVINO, as its manifest says; no torch)."""
     from compress.bundle.predict import predict as run_predict
 
     for prediction in run_predict(bundle, texts):
@@ -206,7 +206,7 @@ def embed(
     file: Annotated[Path | None, typer.Option("--file", help="Texts to embed, one per line (UTF-8).")] = None,
     out: Annotated[Path | None, typer.Option("--out", help="Write the vectors to this .npy file.")] = None,
 ) -> None:
-    """Embed texts with a sentence-embedding bundle (ONNX Runtime only): one vector per line, or --out FILE.npy."""
+    """Embed texts with a sentence-embedding bundle (ONNX Runtime, no torch): one vector per line, or --out FILE.npy."""
     import numpy as np
 
     from compress.bundle.embed import embed as run_embed

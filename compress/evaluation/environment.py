@@ -13,7 +13,7 @@ from compress.core.machine import cpu_info
 
 LIBRARIES = (
     "torch", "onnx", "onnxruntime", "onnxruntime-gpu", "transformers", "torch-pruning", "neural-compressor",
-    "tokenizers",
+    "openvino", "nncf", "tokenizers",
 )
 FLAG_NAMES = {
     "avx2": "AVX2",

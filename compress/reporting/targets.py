@@ -55,8 +55,8 @@ def _variant(report: dict[str, Any], name: str) -> dict[str, Any]:
 
 
 def default_final(report: dict[str, Any]) -> str:
-    """The last ONNX variant: what the edge recipe bundles."""
-    onnx = [v["name"] for v in report["variants"] if v["runtime"] == "onnxruntime"]
+    """The last ONNX or OpenVINO variant: what the edge recipes bundle."""
+    onnx = [v["name"] for v in report["variants"] if v["runtime"] in ("onnxruntime", "openvino")]
     if not onnx:
         raise CompressError("report has no ONNX variant; pass the final variant's name")
     return onnx[-1]

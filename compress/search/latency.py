@@ -18,7 +18,7 @@ from typing import Any
 from torch import nn
 
 from compress.core.machine import MachineCache, busy_load, fingerprint, fingerprint_key
-from compress.core.variant import ONNX, Variant
+from compress.core.variant import ONNX, OPENVINO, Variant
 from compress.errors import StageError
 from compress.evaluation.latency import measure_interleaved
 from compress.runtimes import Inputs, open_runtime
@@ -163,11 +163,11 @@ def measure_shapes(
     for index, shape in enumerate(missing, 1):
         name = shape.name()
         path = build_candidate(teacher, shape, example, work_dir / name, budget, output_names)
-        variant = Variant(name, ONNX, budget.precision, path, Path("."), "search")
+        variant = Variant(name, OPENVINO if path.suffix == ".xml" else ONNX, budget.precision, path, Path("."), "search")
         predictor = open_runtime(variant, budget.runtime, "cpu", budget.threads)
         if predictor is None:
             raise StageError(f"distill search: runtime {budget.runtime!r} cannot run an ONNX file on the CPU")
-        predictors[shape] = (predictor, path.stat().st_size / 1e6)
+        predictors[shape] = (predictor, variant.size_bytes() / 1e6)  # an OpenVINO IR counts its .bin too
         log(f"    built candidate {index}/{len(missing)} {name} ({predictors[shape][1]:.1f} MB, "
             f"{time.perf_counter() - started:.0f} s)")
     named = {shape.name(): predictor for shape, (predictor, _) in predictors.items()}
