@@ -196,3 +196,32 @@ def test_a_budget_nothing_fits_is_one_clear_error(tiny_recipe, tmp_path, monkeyp
     recipe = search_recipe(tiny_recipe, budget={"latency_ms": 0.01, "setting": "b1_s32"})
     with pytest.raises(CompressError, match="no candidate fits the budget.*fastest, L1-H1-F16"):
         run_recipe(recipe, out=tmp_path / "run")
+
+
+def test_an_interrupted_search_resumes_without_training_its_proxies_again(tiny_recipe, tmp_path, monkeypatch):
+    monkeypatch.setattr(search_run, "measure_shapes", fake_sweep)
+    real_train = search_run._train
+    trained = []
+
+    def interrupt_first_full_training(*args):
+        trained.append(args[-4].parent.name)
+        if args[-4].parent.name == "full":
+            raise KeyboardInterrupt
+        return real_train(*args)
+
+    monkeypatch.setattr(search_run, "_train", interrupt_first_full_training)
+    recipe = search_recipe(tiny_recipe)
+    with pytest.raises((KeyboardInterrupt, SystemExit)):
+        run_recipe(recipe, out=tmp_path / "run")
+    assert trained == ["proxy", "proxy", "proxy", "full"]
+
+    def count(*args):
+        trained.append(args[-4].parent.name)
+        return real_train(*args)
+
+    trained.clear()
+    monkeypatch.setattr(search_run, "_train", count)
+    result = run_recipe(recipe, out=tmp_path / "run")
+    assert trained == ["full", "full"]  # the three proxy scores were read back, not trained again
+    facts = json.loads((result.run_dir / "state.json").read_text())["variants"][-1]["info"]["search"]
+    assert sum(c["proxy_dev"] is not None for c in facts["candidates"]) == 3

@@ -3,8 +3,6 @@ distillation, train the best few in full and keep the one best on dev."""
 
 from __future__ import annotations
 
-import hashlib
-import json
 import shutil
 import time
 from dataclasses import dataclass, field
@@ -14,7 +12,7 @@ from typing import Any
 from rich.console import Console
 from torch import nn
 
-from compress.core.files import read_json, write_json_atomic
+from compress.core.machine import MachineCache, fingerprint_key
 from compress.distillation.config import DistillConfig
 from compress.distillation.run import DistillResult, distill, teacher_indices
 from compress.errors import StageError
@@ -25,32 +23,9 @@ from compress.search.space import StudentShape, candidate_shapes, frontier, shap
 from compress.tasks.base import Examples, Split, Task
 from compress.training.checkpoints import discard_checkpoint
 
-PROGRESS_FILE = "search-progress.json"
-
-
-class ProxyProgress:
-    """Proxy scores already measured, so a resumed search does not train its proxies again."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-
-    @staticmethod
-    def key(config: DistillConfig, seed: int, transfer_texts: int) -> str:
-        text = json.dumps([config.model_dump(mode="json"), seed, transfer_texts], sort_keys=True)
-        return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-    def _read(self) -> dict[str, Any]:
-        try:
-            value = read_json(self.path)
-        except (OSError, ValueError):
-            return {}
-        return value if isinstance(value, dict) else {}
-
-    def get(self, key: str) -> dict[str, Any] | None:
-        return self._read().get(key)
-
-    def put(self, key: str, value: dict[str, Any]) -> None:
-        write_json_atomic(self.path, {**self._read(), key: value})
+PROGRESS_NAME = "search-progress"
+"""Proxy scores already measured (``<stage dir>/search-progress.json``), so a resumed search does not train
+its proxies again; keyed like the per-machine caches, by a digest of what the proxy trained."""
 
 
 @dataclass
@@ -162,11 +137,13 @@ def search_student(
     proxy_cache.mkdir(parents=True, exist_ok=True)
     union = frozenset().union(*(teacher_indices(config_for(config, s, teacher), teacher) for s in front))
     proxy_started = time.perf_counter()
-    progress = ProxyProgress(work_dir / PROGRESS_FILE)
+    progress = MachineCache(PROGRESS_NAME, work_dir)
     for index, shape in enumerate(front, 1):
         candidate = candidates[shape]
         proxy_config = config_for(config, shape, teacher, epochs=search.proxy_epochs)
-        key = progress.key(proxy_config, seed, len(proxy_transfer) if proxy_transfer is not None else 0)
+        identity = {"config": proxy_config.model_dump(mode="json"), "seed": seed,
+                    "transfer_texts": len(proxy_transfer) if proxy_transfer is not None else 0}
+        key = fingerprint_key(identity)
         done = progress.get(key)
         if done is not None:
             candidate.proxy, candidate.seconds["proxy"] = done["dev"], done["seconds"]
@@ -179,7 +156,7 @@ def search_student(
         )
         candidate.proxy = result.info["training"]["best_dev_accuracy"]
         candidate.seconds["proxy"] = result.info["distillation"]["seconds"]
-        progress.put(key, {"dev": candidate.proxy, "seconds": candidate.seconds["proxy"]})
+        progress.put(key, identity, {"dev": candidate.proxy, "seconds": candidate.seconds["proxy"]})
         _discard(work_dir / "proxy" / candidate.name)
         console.print(f"    proxy {candidate.name}: dev {candidate.proxy:.4f}")
     _discard(proxy_cache)
