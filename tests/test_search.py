@@ -225,3 +225,24 @@ def test_an_interrupted_search_resumes_without_training_its_proxies_again(tiny_r
     assert trained == ["full", "full"]  # the three proxy scores were read back, not trained again
     facts = json.loads((result.run_dir / "state.json").read_text())["variants"][-1]["info"]["search"]
     assert sum(c["proxy_dev"] is not None for c in facts["candidates"]) == 3
+
+
+def test_a_narrower_hidden_width_trains_from_random_weights():
+    from tiny import tiny_family_model
+
+    from compress.distillation.config import DistillConfig
+    from compress.distillation.student import build_student
+    from compress.search.run import config_for
+
+    teacher = tiny_family_model("bert")
+    config = DistillConfig(anneal_heads=0.5, search={"budget": {"latency_ms": 5}, "space": {"hidden": [16, 32]}})
+    shapes, _ = candidate_shapes(config.search.space, teacher.config)
+    assert {s.hidden for s in shapes} == {16, 32}
+    same = config_for(config, StudentShape(1, 1, 32, 32), teacher)
+    narrow = config_for(config, StudentShape(1, 1, 32, 16), teacher)
+    assert (same.init, same.hidden, same.anneal_heads, same.search) == ("teacher_layers", None, 0.5, None)
+    assert (narrow.init, narrow.hidden, narrow.anneal_heads) == ("random", 16, 0.0)
+    from compress.distillation.run import student_spec
+
+    student, _ = build_student(teacher, student_spec(narrow))
+    assert student.config.hidden_size == 16

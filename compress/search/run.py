@@ -57,9 +57,10 @@ class Candidate:
 def config_for(config: DistillConfig, shape: StudentShape, teacher: nn.Module, **update: Any) -> DistillConfig:
     """``config`` with the student's shape set to ``shape`` (and no search)."""
     hidden = None if shape.hidden == teacher.config.hidden_size else shape.hidden
-    return config.model_copy(
-        update={"layers": shape.layers, "heads": shape.heads, "ffn": shape.ffn, "hidden": hidden, "search": None, **update}
-    )
+    shape_update: dict[str, Any] = {"layers": shape.layers, "heads": shape.heads, "ffn": shape.ffn, "hidden": hidden}
+    if hidden is not None:  # teacher layers cannot be copied into another width: such a student starts random
+        shape_update.update(init="random", anneal_heads=0.0)
+    return config.model_copy(update={**shape_update, "search": None, **update})
 
 
 def budget_check(measured: MeasuredShape, budget: BudgetConfig) -> str:
