@@ -149,10 +149,43 @@ def test_stages_a_kind_cannot_run_are_refused_at_validation_and_start(tmp_path):
     recipe = tmp_path / "r.yaml"
     recipe.write_text(yaml.safe_dump({
         "name": "r", "data": {"dataset": str(rows), "label_column": "score", "label_kind": "regression"},
-        "stages": [{"distill": {"layers": 1}}],
+        "stages": [{"vocab_prune": {}}],
     }))
-    with pytest.raises(RecipeError, match="stage 'distill' does not support regression labels"):
+    with pytest.raises(RecipeError, match="stage 'vocab_prune' does not support regression labels"):
         validate_recipe(recipe)
     with pytest.raises(RecipeError, match="stage 'prune' does not support regression labels"):
         _run(tmp_path, rows, 1, stages=[{"prune": {"heads": 0.5}}], label_column="score", test_size=20, dev_size=20)
     assert not (tmp_path / "run" / "stages" / "01-prune").exists()
+
+
+DISTILL_STAGES = [
+    {"finetune": {"epochs": 8, "learning_rate": 5e-3, "batch_size": 16, "patience": 0}},
+    {"distill": {"layers": 1, "heads": 1, "epochs": 5, "learning_rate": 3e-3, "batch_size": 16, "patience": 0,
+                 "losses": {"logits": 1.0, "hidden": 1.0}}},
+    {"evaluate": {"seq_lengths": [16], "batch_sizes": [1], "rounds": 3, "warmup": 0, "memory": False,
+                  "runtimes": ["torch"]}},
+    "report",
+]
+
+
+def test_a_multi_label_teacher_distils_into_a_student_with_its_kind_of_head(tmp_path):
+    rows = tmp_path / "multi.jsonl"
+    rows.write_text("".join(
+        json.dumps({"text": text, "label": (["good"] if good else []) + (["bad"] if bad else [])}) + "\n"
+        for text, good, bad in _rows(480)
+    ))
+    result, output = _run(tmp_path, rows, num_labels=2, stages=DISTILL_STAGES)
+    teacher, student = _variant(result, "teacher"), _variant(result, "student")
+    assert "best dev micro_f1" in output
+    assert student["micro_f1"] > 0.7 and student["micro_f1"] > teacher["micro_f1"] - 0.15, (teacher, student)
+    saved = (result.run_dir / "stages" / "02-distill" / "model" / "compress_model.json").read_text()
+    assert '"problem_type": "multi_label_classification"' in saved
+
+
+def test_a_regression_teacher_distils_into_a_student_that_predicts_values(tmp_path):
+    rows = tmp_path / "scores.csv"
+    rows.write_text("text,score\n" + "".join(f"{text},{good - bad + 0.5}\n" for text, good, bad in _rows(480)))
+    result, output = _run(tmp_path, rows, num_labels=1, stages=DISTILL_STAGES, label_column="score")
+    teacher, student = _variant(result, "teacher"), _variant(result, "student")
+    assert "best dev pearson" in output
+    assert student["pearson"] > 0.7 and student["pearson"] > teacher["pearson"] - 0.15, (teacher, student)

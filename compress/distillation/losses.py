@@ -62,13 +62,15 @@ class DistillLoss(nn.Module):
 
 
 class LogitsLoss(DistillLoss):
-    def __init__(self, temperature: float = 2.0, hard_label_weight: float = 0.5) -> None:
+    """The task's KD loss on the outputs (default: single-label classification's)."""
+
+    def __init__(self, temperature: float = 2.0, hard_label_weight: float = 0.5, task=None) -> None:
         super().__init__()
-        self.temperature, self.hard_label_weight = temperature, hard_label_weight
+        self.temperature, self.hard_label_weight, self.task = temperature, hard_label_weight, task
 
     def forward(self, student, teacher, labels):
         return logits_kd_loss(
-            student.logits, teacher.logits, labels, self.temperature, self.hard_label_weight
+            student.logits, teacher.logits, labels, self.temperature, self.hard_label_weight, self.task
         )
 
 

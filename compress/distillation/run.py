@@ -63,7 +63,11 @@ def teacher_indices(config: DistillConfig, teacher: nn.Module) -> set[int]:
     return set().union(*(loss.teacher_indices() for loss in losses.values()))
 
 
-def build_losses(config: DistillConfig, teacher: nn.Module, student: nn.Module, init: StudentInit) -> dict[str, DistillLoss]:
+def build_losses(
+    config: DistillConfig, teacher: nn.Module, student: nn.Module, init: StudentInit, task: Task | None = None
+) -> dict[str, DistillLoss]:
+    """The weighted losses ``config`` names; the logits loss is ``task``'s KD loss (softmax KL for single
+    labels, sigmoid BCE for multi-label, MSE for regression)."""
     options = config.loss_options
     mapping = init.teacher_layers or choose_teacher_layers("uniform", config.layers, teacher.config.num_hidden_layers)
     pairs = list(enumerate(mapping))
@@ -72,7 +76,7 @@ def build_losses(config: DistillConfig, teacher: nn.Module, student: nn.Module, 
         if weight == 0:
             continue
         if name == "logits":
-            losses[name] = LogitsLoss(options.temperature, options.hard_label_weight)
+            losses[name] = LogitsLoss(options.temperature, options.hard_label_weight, task)
         elif name in ("embedding_cosine", "embedding_mse"):
             losses[name] = LOSSES[name]()
         elif name == "hidden":
@@ -127,6 +131,16 @@ def encoded_transfer(
         config.corpus, config.texts, held_out, seed, config.sentences, config.min_words, config.max_words
     )
     return task.encode(processor, texts)
+
+
+def teacher_hard_labels(outputs: torch.Tensor, task: Task | None) -> list:
+    """The teacher's own predictions as labels of the unlabelled examples (transfer texts, perturbed copies):
+    a class index, a 0/1 list per label (multi-label) or a value (regression), as ``task`` predicts them."""
+    if len(outputs) == 0:
+        return []
+    if task is None or task.dev_against_teacher:  # no labels to predict (embeddings: their losses ignore them)
+        return outputs.argmax(-1).tolist()
+    return task.predictions(outputs.numpy()).tolist()
 
 
 @contextmanager
@@ -184,7 +198,7 @@ def distill(
     torch.manual_seed(seed)
     sample = as_tensors(train_examples.collate(range(min(MERGE_SAMPLE, len(train_examples)))))
     student, init = build_student(teacher, student_spec(config), sample)
-    losses = build_losses(config, teacher, student, init)
+    losses = build_losses(config, teacher, student, init, task)
     aug = config.augment
     augmented_ids = augmented_copies(teacher, train_examples.ids, aug, mask_id, special_ids, seed) if aug.copies else []
     augmented = dataclasses.replace(train_examples, ids=augmented_ids)
@@ -198,7 +212,7 @@ def distill(
     cache, reused = stored_teacher_cache(
         teacher, every, indices, cache_dir or work_dir, precision=precision, log=console.print
     )
-    teacher_labels = cache.logits[len(train_examples) :].argmax(-1).tolist()
+    teacher_labels = teacher_hard_labels(cache.logits[len(train_examples) :], task)
     cached_at = time.perf_counter()
     console.print(
         f"    teacher {'cache reused' if reused else 'cached'} for {len(every)} examples "
@@ -207,8 +221,7 @@ def distill(
     )
     model = DistillationModel(student, losses, config.losses)
     model.cache = cache
-    dev_task = task if task is not None and task.dev_against_teacher else None
-    if dev_task is not None:
+    if task is not None and task.dev_against_teacher:
         dev = (dev[0], predict_logits(TorchPredictor(teacher), dev[0], batch_size=128))
     with head_annealing(student, teacher, init, config, len(every)) as model.annealing:
         result = train_classifier(
@@ -222,7 +235,7 @@ def distill(
             description="distill",
             checkpoint_dir=work_dir,
             resume_key=state_digest(teacher) if work_dir else "",  # what a random-init student learns from
-            task=dev_task,
+            task=task,
         )
     info = {
         "distillation": {

@@ -43,7 +43,7 @@ class Distill(Stage):
             )
         else:
             result = distill(*arguments, work_dir=ctx.stage_dir(self.id), **common)
-        metric = f"{ctx.task.primary_metric} vs the teacher" if ctx.task.dev_against_teacher else "accuracy"
+        metric = f"{ctx.task.primary_metric} vs the teacher" if ctx.task.dev_against_teacher else ctx.task.primary_metric
         ctx.console.print(f"    best dev {metric} {result.info['training']['best_dev_accuracy']:.4f}")
         info = {**result.info, "teacher": teacher.name}
         return save_torch_variant(ctx, self, result.student, processor, name=self.config.name, info=info)
