@@ -121,6 +121,21 @@ def test_latency_is_measured_on_the_runtime_and_cached_per_machine(latency_teach
     assert len(entries) == 2 and all(e["fingerprint"]["cpu"] != "another CPU" for e in entries.values())
 
 
+def test_a_reference_outside_the_space_is_cached_too(latency_teacher, tmp_path, monkeypatch):
+    monkeypatch.setattr(search_latency, "busy_load", lambda: None)
+    cache = MachineCache("student-latency", tmp_path / "cache")
+    shallow, reference = StudentShape(1, 1, 128, 128), StudentShape(2, 1, 128, 128)
+    first = sweep(latency_teacher, [shallow], reference, tmp_path, cache)
+    assert first[reference].reference_ratio == 1.0 and not first[reference].cached
+
+    def no_build(*args, **kwargs):
+        raise AssertionError("a cached candidate was built again")
+
+    monkeypatch.setattr(search_latency, "build_candidate", no_build)
+    second = sweep(latency_teacher, [shallow], reference, tmp_path, cache)  # times nothing
+    assert second[reference].cached and second[shallow].reference_ratio == first[shallow].reference_ratio
+
+
 def fake_sweep(teacher, shapes, reference, *args, **kwargs):
     """Deterministic latencies (layers x FFN), so the test pins what the search does with them; the
     measurement itself is tested above."""

@@ -32,14 +32,16 @@ def cpu_description() -> tuple[str, list[str]]:
     return cpu.model, [label for flag, label in FLAG_NAMES.items() if flag in cpu.flags]
 
 
+def library_version(name: str) -> str | None:
+    """The installed version of the distribution ``name``; None when it is not installed."""
+    try:
+        return importlib.metadata.version(name)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
 def library_versions() -> dict[str, str | None]:
-    versions: dict[str, str | None] = {"python": platform.python_version()}
-    for name in LIBRARIES:
-        try:
-            versions[name] = importlib.metadata.version(name)
-        except importlib.metadata.PackageNotFoundError:
-            versions[name] = None
-    return versions
+    return {"python": platform.python_version(), **{name: library_version(name) for name in LIBRARIES}}
 
 
 def git_commit() -> str | None:

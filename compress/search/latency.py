@@ -8,7 +8,6 @@ input shape and the teacher's architecture, so a second search on the same machi
 
 from __future__ import annotations
 
-import importlib.metadata
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -20,6 +19,7 @@ from torch import nn
 from compress.core.machine import MachineCache, busy_load, fingerprint, fingerprint_key
 from compress.core.variant import ONNX, OPENVINO, Variant
 from compress.errors import StageError
+from compress.evaluation.environment import library_version
 from compress.evaluation.latency import measure_interleaved
 from compress.runtimes import Inputs, open_runtime
 from compress.search.config import BudgetConfig
@@ -56,11 +56,7 @@ class MeasuredShape:
 
 
 def _library_version(runtime: str) -> str:
-    library = RUNTIME_LIBRARIES.get(runtime, runtime)
-    try:
-        return importlib.metadata.version(library)
-    except importlib.metadata.PackageNotFoundError:
-        return "absent"
+    return library_version(RUNTIME_LIBRARIES.get(runtime, runtime)) or "absent"
 
 
 def sweep_identity(teacher: nn.Module, budget: BudgetConfig) -> dict[str, Any]:
@@ -142,12 +138,13 @@ def measure_shapes(
     reference (when given) is timed in the same interleaved rounds, so ratios to it hold whatever the load."""
     cache = cache or MachineCache(CACHE_NAME)
     identity = sweep_identity(teacher, budget)
-    keys = {shape: fingerprint_key({**identity, "shape": shape.to_dict()}) for shape in shapes}
     wanted = list(dict.fromkeys([*shapes, *([reference] if reference else [])]))
+    entries = {shape: {**identity, "shape": shape.to_dict()} for shape in wanted}
+    keys = {shape: fingerprint_key(entry) for shape, entry in entries.items()}
     measured: dict[StudentShape, MeasuredShape] = {}
     if not remeasure:
         for shape in wanted:
-            value = cache.get(keys.get(shape) or fingerprint_key({**identity, "shape": shape.to_dict()}))
+            value = cache.get(keys[shape])
             if value and (reference is None or value.get("reference_ms")):
                 measured[shape] = MeasuredShape(
                     shape, value["p50_ms"], value["p90_ms"], value["size_mb"], value.get("reference_ms"), cached=True
@@ -179,11 +176,9 @@ def measure_shapes(
     for shape, (_, size_mb) in predictors.items():
         timing = stats[shape.name()]
         result = MeasuredShape(shape, timing.p50, timing.p90, size_mb, reference_ms)
-        if shape in measured and shape != reference:
-            continue
         measured[shape] = result
-        if busy is None and shape in keys:
-            cache.put(keys[shape], {**identity, "shape": shape.to_dict()}, {
+        if busy is None:
+            cache.put(keys[shape], entries[shape], {
                 "p50_ms": result.p50_ms, "p90_ms": result.p90_ms, "size_mb": size_mb, "reference_ms": reference_ms,
                 "measured_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
             })
