@@ -134,9 +134,9 @@ def search_student(
         f"({', '.join(s.name() for s in front)})"
     )
     proxy_transfer = transfer.head(min(search.proxy_texts, len(transfer))) if transfer is not None else None
-    proxy_cache = work_dir / "proxy-cache"
-    proxy_cache.mkdir(parents=True, exist_ok=True)
-    union = frozenset().union(*(teacher_indices(config_for(config, s, teacher), teacher) for s in front))
+    cache_dir = work_dir / "teacher-cache"  # one cache file: the proxies', then the full trainings' (or both)
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    proxy_indices = _indices(config, teacher, front)
     proxy_started = time.perf_counter()
     progress = MachineCache(PROGRESS_NAME, work_dir)
     for index, shape in enumerate(front, 1):
@@ -153,20 +153,19 @@ def search_student(
         console.print(f"    proxy {index}/{len(front)}: {candidate.name}, {search.proxy_epochs} epoch(s)")
         result = _train(
             teacher, train, dev, special_ids, mask_id, proxy_config,
-            seed, console, proxy_transfer, work_dir / "proxy" / candidate.name, task, proxy_cache, union,
+            seed, console, proxy_transfer, work_dir / "proxy" / candidate.name, task, cache_dir, proxy_indices,
         )
         candidate.proxy = result.info["training"]["best_dev_accuracy"]
         candidate.seconds["proxy"] = result.info["distillation"]["seconds"]
         progress.put(key, identity, {"dev": candidate.proxy, "seconds": candidate.seconds["proxy"]})
         _discard(work_dir / "proxy" / candidate.name)
         console.print(f"    proxy {candidate.name}: dev {candidate.proxy:.4f}")
-    _discard(proxy_cache)
     proxy_seconds = time.perf_counter() - proxy_started
     ranked = sorted(front, key=lambda s: (-(candidates[s].proxy or 0.0), measured[s].p50_ms))
     finalists = ranked[: search.top_k]
-    full_cache = work_dir / "full-cache"
-    full_cache.mkdir(parents=True, exist_ok=True)
-    union = frozenset().union(*(teacher_indices(config_for(config, s, teacher), teacher) for s in finalists))
+    same_examples = transfer is None or len(proxy_transfer) == len(transfer)
+    # the proxies' cache already holds every finalist's hidden states when they train on the same examples
+    full_indices = proxy_indices if same_examples else _indices(config, teacher, finalists)
     results: dict[StudentShape, DistillResult] = {}
     full_started = time.perf_counter()
     for index, shape in enumerate(finalists, 1):
@@ -174,12 +173,12 @@ def search_student(
         console.print(f"    full training {index}/{len(finalists)}: {candidate.name}")
         results[shape] = _train(
             teacher, train, dev, special_ids, mask_id, config_for(config, shape, teacher),
-            seed, console, transfer, work_dir / "full" / candidate.name, task, full_cache, union,
+            seed, console, transfer, work_dir / "full" / candidate.name, task, cache_dir, full_indices,
         )
         candidate.final = results[shape].info["training"]["best_dev_accuracy"]
         candidate.seconds["full"] = results[shape].info["distillation"]["seconds"]
         console.print(f"    {candidate.name}: dev {candidate.final:.4f}")
-    _discard(full_cache)
+    _discard(cache_dir)
     for shape in finalists:
         _discard(work_dir / "full" / candidates[shape].name)
     winner = max(finalists, key=lambda s: (candidates[s].final or 0.0, -measured[s].p50_ms))
@@ -203,6 +202,11 @@ def search_student(
                     "total": round(time.perf_counter() - started, 1)},
     }
     return result
+
+
+def _indices(config: DistillConfig, teacher: nn.Module, shapes: list[StudentShape]) -> frozenset[int]:
+    """The teacher hidden states any of ``shapes``' students reads: one cache serves them all."""
+    return frozenset().union(*(teacher_indices(config_for(config, s, teacher), teacher) for s in shapes))
 
 
 def _train(teacher, train, dev, special_ids, mask_id, config, seed, console, transfer, directory, task, cache_dir,
