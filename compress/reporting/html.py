@@ -19,7 +19,6 @@ from compress.reporting.views import (
     latency_keys,
     mb,
     memory_text,
-    metric_text,
     model_text,
     pct,
     per_class_rows,
@@ -27,7 +26,7 @@ from compress.reporting.views import (
     quantization_trials,
     speedup_text,
     summary_line,
-    task_metric_names,
+    task_metric_table,
     trial_config_text,
 )
 from compress.training.precision import describe_precision
@@ -199,15 +198,14 @@ def comparisons_section(report: dict[str, Any]) -> list[str]:
 
 def task_metrics_section(report: dict[str, Any]) -> list[str]:
     """The task's own test metrics per variant (multi-label F1, regression correlations ...)."""
-    names = task_metric_names(report)
-    if not names:
+    table = task_metric_table(report)
+    if table is None:
         return []
-    rows = [[v["name"]] + [metric_text(v.get(name)) for name in names] for v in report["variants"]]
-    primary = (report.get("task") or {}).get("primary") or names[0]
+    header, rows, primary = table
     return [
         "<h2>Test metrics</h2>",
         f'<p class="muted">{escape(primary)} is what training and the quantizer\'s budget use.</p>',
-        _table(["variant", *names], rows),
+        _table(header, rows),
     ]
 
 

@@ -20,7 +20,7 @@ from compress.reporting.views import (
     per_class_rows,
     speedup_text,
     summary_line,
-    task_metric_names,
+    task_metric_table,
     trial_config_text,
 )
 from compress.reporting.views import mb as _mb
@@ -223,13 +223,12 @@ def _primary_cells(variant: dict[str, Any], base: dict[str, Any], metric: str) -
 
 def _task_metrics(report: dict[str, Any]) -> list[str]:
     """The task's own test metrics per variant, when they are not plain accuracy."""
-    names = task_metric_names(report)
-    if not names:
+    table = task_metric_table(report)
+    if table is None:
         return []
-    rows = [[v["name"]] + [metric_text(v.get(name)) for name in names] for v in report["variants"]]
-    primary = (report.get("task") or {}).get("primary") or names[0]
+    header, rows, primary = table
     return [f"## Test metrics ({primary} is what training and the quantizer's budget use)", ""] + _table(
-        ["variant", *names], rows
+        header, rows
     ) + [""]
 
 

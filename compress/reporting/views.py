@@ -161,6 +161,15 @@ def metric_text(value: Any) -> str:
     return "-" if value is None else f"{value:.4f}"
 
 
+def task_metric_table(report: dict[str, Any]) -> tuple[list[str], list[list[str]], str] | None:
+    """``(header, rows, primary metric)`` of the task's own test metrics per variant; None for plain accuracy."""
+    names = task_metric_names(report)
+    if not names:
+        return None
+    rows = [[v["name"]] + [metric_text(v.get(name)) for name in names] for v in report["variants"]]
+    return ["variant", *names], rows, (report.get("task") or {}).get("primary") or names[0]
+
+
 def class_variants(report: dict[str, Any]) -> list[dict[str, Any]]:
     """Variants with a per-class report (3+ classes): the baseline and the last one measured."""
     found = [v for v in report.get("variants", []) if v.get("classes")]
