@@ -182,9 +182,9 @@ def distill(
 
     ``work_dir`` (the stage directory) keeps the teacher cache and a checkpoint after every epoch, so an
     interrupted call resumes: the cache is reused when it matches, training continues after the last saved
-    epoch with the same result as an uninterrupted call. A ``task`` that scores against the teacher
-    (:attr:`Task.dev_against_teacher`: embeddings, whose data has no labels) keeps the best epoch by its
-    primary metric against the teacher's dev outputs; otherwise by dev accuracy.
+    epoch with the same result as an uninterrupted call. The best epoch is the one with the best primary
+    metric of ``task`` (accuracy without one; micro-F1, Pearson ...); a task that scores against the teacher
+    (:attr:`Task.dev_against_teacher`: embeddings, whose data has no labels) scores the teacher's dev outputs.
 
     ``cache_dir`` keeps the teacher cache elsewhere than ``work_dir``, and ``cache_indices`` adds hidden-state
     indices to it: several students of different depths (a latency-budget search) then share one cache.
