@@ -6,7 +6,7 @@ import math
 
 import pytest
 import torch
-from tiny import layer_output, padded_ids, padded_inputs, tiny_bert_teacher
+from tiny import layer_output, padded_ids, padded_inputs, registered_families, tiny_bert_teacher, tiny_family_model
 from torch.nn import functional as F
 
 from compress.distillation.annealing import HeadAnnealing, annealed_attention, annealing_heads
@@ -15,6 +15,7 @@ from compress.distillation.run import head_annealing
 from compress.distillation.student import StudentSpec, build_student
 from compress.errors import StageError
 from compress.models import architectures
+from compress.models.families.base import family_for
 
 
 def _student(heads: int = 1):
@@ -117,3 +118,53 @@ def test_annealing_needs_teacher_heads_that_split_evenly():
     same, same_init = build_student(teacher, StudentSpec(layers=2, heads=4), padded_inputs())
     with head_annealing(same, teacher, same_init, DistillConfig(anneal_heads=0.5), examples=10) as schedule:
         assert schedule is None  # nothing to merge
+
+
+def _sharp_family_teacher(family: str):
+    """A tiny teacher of ``family`` whose heads attend sharply; MPNet's shared relative-bias table gets the
+    same strong column for every head, so the student's one (mean) column is exactly each head's bias."""
+    teacher = tiny_family_model(family, layers=4, heads=4)
+    adapter = family_for(teacher)
+    with torch.no_grad():
+        for layer in adapter.encoder_layers(teacher):
+            query, key, _ = adapter.attention_projections(layer)
+            query.weight.mul_(4.0)
+            key.weight.mul_(4.0)
+        for name, parameter in teacher.named_parameters():
+            if name.endswith("relative_attention_bias.weight"):
+                parameter.copy_(torch.randn(parameter.shape[0], 1).mul(3.0).expand_as(parameter))
+    return teacher, adapter
+
+
+@pytest.mark.parametrize("family", [f for f in registered_families() if family_for(f).supports("distill")])
+def test_every_family_anneals_from_its_teachers_heads_to_its_stock_merged_head(family):
+    """Split heads give the teacher's layers; just before the end of the ramp the annealed layer is the stock
+    merged layer, which catches a family whose self-attention module also projects the output (DistilBERT,
+    MPNet) or takes a position bias (MPNet) that the annealed forward would otherwise skip."""
+    teacher, adapter = _sharp_family_teacher(family)
+    student, init = build_student(teacher, StudentSpec(layers=2, heads=1, dropout=0.0), padded_inputs())
+    ids, mask = padded_ids()
+    valid = mask.bool()
+    with torch.no_grad():
+        hidden = teacher(input_ids=ids, attention_mask=mask, output_hidden_states=True).hidden_states
+    layers = adapter.encoder_layers(student)
+
+    def run(layer, states):
+        additive = (1.0 - mask[:, None, None, :].float()) * torch.finfo(torch.float32).min
+        out = layer(states, attention_mask=additive, **adapter.layer_kwargs(student, states))
+        return out[0] if isinstance(out, tuple) else out
+
+    with torch.no_grad():
+        stock = [run(layer, hidden[source]) for layer, source in zip(layers, init.teacher_layers, strict=True)]
+        with annealing_heads(student, HeadAnnealing(1, 4, init.query_factors, 0.5, 10)):
+            student.train()
+            for layer, source in zip(layers, init.teacher_layers, strict=True):
+                torch.testing.assert_close(run(layer, hidden[source])[valid], hidden[source + 1][valid], atol=1e-5, rtol=0)
+        late = HeadAnnealing(1, 4, init.query_factors, 1.0, 1_000_000)
+        late.step = 999_999  # alpha = 1 - 1e-6: still the annealed forward, all but merged
+        with annealing_heads(student, late):
+            student.train()
+            for layer, source, expected in zip(layers, init.teacher_layers, stock, strict=True):
+                torch.testing.assert_close(run(layer, hidden[source])[valid], expected[valid], atol=1e-4, rtol=0)
+        student.eval()
+    assert not torch.allclose(stock[0][valid], hidden[init.teacher_layers[0] + 1][valid], atol=1e-3)

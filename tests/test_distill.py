@@ -10,7 +10,16 @@ import numpy as np
 import pytest
 import torch
 from rich.console import Console
-from tiny import layer_output, padded_ids, padded_inputs, synthetic_rows, tiny_bert_teacher, tiny_tokenizer
+from tiny import (
+    layer_output,
+    padded_ids,
+    padded_inputs,
+    registered_families,
+    synthetic_rows,
+    tiny_bert_teacher,
+    tiny_family_model,
+    tiny_tokenizer,
+)
 from transformers import BertForSequenceClassification
 
 from compress.core.recipe import parse_recipe
@@ -29,6 +38,7 @@ from compress.distillation.run import distill
 from compress.distillation.student import StudentSpec, build_student, choose_teacher_layers
 from compress.errors import RecipeError, StageError
 from compress.models import architectures
+from compress.models.families.base import family_for
 from compress.models.persistence import load_model, save_model
 from compress.tasks.text_classification import TokenExamples
 from compress.training.loop import TrainingConfig, train_classifier
@@ -458,3 +468,28 @@ def test_head_annealing_distils_as_well_and_leaves_a_stock_student(trained_teach
         assert "forward" not in vars(architectures.self_attention(layer))
     assert type(result.student) is BertForSequenceClassification
     assert result.student.config.num_attention_heads == 1
+
+
+@pytest.mark.parametrize("family", [f for f in registered_families() if family_for(f).supports("distill")])
+def test_every_distillable_family_trains_an_annealed_one_head_student_that_exports(family, one_thread, tmp_path):
+    """Fine-tune a tiny teacher of the family, distil a 2-layer one-head student with head annealing and all
+    three losses, then check it learnt the task, is a stock model of the family and exports with parity."""
+    from compress.onnx.export import export_onnx, max_output_difference
+
+    train, dev = _task()
+    torch.manual_seed(0)
+    teacher = tiny_family_model(family, layers=4)
+    fit = train_classifier(teacher, train, dev, TrainingConfig(epochs=5, learning_rate=3e-3, batch_size=16, patience=0), 0, QUIET)
+    assert fit.best_dev_accuracy >= 0.85, family
+    config = DistillConfig(**{**DISTILL, "anneal_heads": 0.5, "augment": {"copies": 0}})
+    result = distill(teacher, train, dev, {0, 2, 3}, 4, config, 0, QUIET)
+    student = result.student
+    facts = result.info["distillation"]["student"]
+    assert (facts["layers"], facts["heads"], facts["ffn"]) == (2, 1, family_for(teacher).ffn_width(teacher.config))
+    assert result.info["training"]["best_dev_accuracy"] >= fit.best_dev_accuracy - 0.1
+    assert type(student) is type(teacher) and student.config.num_attention_heads == 1
+    for layer in family_for(student).encoder_layers(student):
+        assert "forward" not in vars(family_for(student).self_attention(layer))
+    examples = dev[0]
+    onnx_path = export_onnx(student.eval(), examples.collate([0, 1, 2]), tmp_path / "student.onnx", 17)
+    assert max_output_difference(student, onnx_path, examples) < 1e-4

@@ -17,14 +17,14 @@ attention probabilities get no dropout (the hidden states still do).
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import contextmanager
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-from compress.models.families.base import family_for
+from compress.models.families.base import FamilyAdapter, family_for
 
 
 class HeadAnnealing:
@@ -59,17 +59,22 @@ def _heads_view(t: torch.Tensor, heads: int) -> torch.Tensor:
 
 def annealed_attention(
     query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, mask: torch.Tensor | None,
-    heads: int, split_heads: int, query_factor: float, alpha: float,
+    heads: int, split_heads: int, query_factor: float, alpha: float, bias: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """(B, L, W) projections -> (B, L, W) context: attention mixed between the student's ``heads`` merged
     heads (HF scaling) and the ``split_heads`` teacher heads they were made of (the teacher's scaling, the
-    copied query having been multiplied by ``query_factor``)."""
+    copied query having been multiplied by ``query_factor``). ``bias`` (B, heads or 1, L, L) is added to the
+    scores of both (MPNet's relative position bias; a split head gets the bias of the merged head it is part
+    of, which for MPNet's one-column student table is the mean of the teacher heads' biases)."""
     batch, length, width = query.shape
     group = split_heads // heads
     additive = _additive(mask, query.dtype)
     merged = _heads_view(query, heads) @ _heads_view(key, heads).transpose(-1, -2) / math.sqrt(width // heads)
     split = [_heads_view(t, split_heads) for t in (query, key, value)]
     per_head = split[0] @ split[1].transpose(-1, -2) / (query_factor * math.sqrt(width // split_heads))
+    if bias is not None:
+        merged = merged + bias
+        per_head = per_head + (bias if bias.shape[1] == 1 else bias.repeat_interleave(group, dim=1))
     if additive is not None:
         merged, per_head = merged + additive, per_head + additive
     merged_probs = F.softmax(merged, dim=-1).repeat_interleave(group, dim=1)
@@ -77,9 +82,17 @@ def annealed_attention(
     return (probs @ split[2]).transpose(1, 2).reshape(batch, length, width)
 
 
-def _annealed_forward(attention: nn.Module, projections, schedule: HeadAnnealing, query_factor: float, stock):
-    """A ``forward`` for one self-attention module (whose Q/K/V Linears are ``projections``): the stock one
-    once merged or in eval mode."""
+def _annealed_forward(
+    family: FamilyAdapter, layer: nn.Module, schedule: HeadAnnealing, query_factor: float
+) -> Callable[..., tuple[torch.Tensor, None]]:
+    """A ``forward`` for one self-attention module of ``layer``: the stock one once merged or in eval mode.
+    Where the family's self-attention module also holds the output projection (DistilBERT, MPNet), the
+    mixed context goes through it, as the stock forward's would."""
+    attention = family.self_attention(layer)
+    stock = attention.forward
+    projections = family.attention_projections(layer)
+    output = family.attention_output(layer)
+    projects_output = any(module is output for module in attention.modules())
 
     def forward(hidden_states, attention_mask=None, *args, **kwargs):
         alpha = schedule.alpha
@@ -88,8 +101,9 @@ def _annealed_forward(attention: nn.Module, projections, schedule: HeadAnnealing
         context = annealed_attention(
             *(projection(hidden_states) for projection in projections),
             attention_mask, schedule.heads, schedule.split_heads, query_factor, alpha,
+            family.attention_bias(args, kwargs),
         )
-        return context, None
+        return (output(context) if projects_output else context), None
 
     return forward
 
@@ -102,8 +116,7 @@ def annealing_heads(student: nn.Module, schedule: HeadAnnealing):
     layers = family.encoder_layers(student)
     modules = [family.self_attention(layer) for layer in layers]
     for attention, layer, factor in zip(modules, layers, schedule.query_factors, strict=True):
-        projections = family.attention_projections(layer)
-        attention.forward = _annealed_forward(attention, projections, schedule, factor, attention.forward)
+        attention.forward = _annealed_forward(family, layer, schedule, factor)
     try:
         yield schedule
     finally:

@@ -237,6 +237,7 @@ def distill(
             resume_key=state_digest(teacher) if work_dir else "",  # what a random-init student learns from
             task=task,
         )
+    family = family_for(teacher)
     info = {
         "distillation": {
             "losses": dict(config.losses),
@@ -244,17 +245,17 @@ def distill(
             "student": {
                 "layers": config.layers,
                 "heads": config.heads,
-                "ffn": student.config.intermediate_size,
+                "ffn": family.ffn_width(student.config),
                 "hidden": student.config.hidden_size,
                 "init": config.init,
-                "dropout": student.config.hidden_dropout_prob,
+                "dropout": family.hidden_dropout(student.config),
                 "anneal_heads": config.anneal_heads,
                 **init.to_dict(),
             },
             "teacher_shape": {
                 "layers": teacher.config.num_hidden_layers,
                 "heads": teacher.config.num_attention_heads,
-                "ffn": teacher.config.intermediate_size,
+                "ffn": family.ffn_width(teacher.config),
                 "hidden": teacher.config.hidden_size,
             },
             "augment": aug.model_dump(),

@@ -154,7 +154,7 @@ def _copy_weights(family: FamilyAdapter, teacher: nn.Module, student: nn.Module,
     layer_modules = {id(module): name for name, module in family.encoder_layers(teacher)[0].named_modules()}
     ffn_in, ffn_out = (layer_modules[id(m)] for m in family.ffn_projections(family.encoder_layers(teacher)[0]))
     source = teacher.state_dict()
-    keep = _ffn_neurons(family, teacher, chosen, student.config.intermediate_size)
+    keep = _ffn_neurons(family, teacher, chosen, family.ffn_width(student.config))
     state = {}
     for name, target in student.state_dict().items():
         key = name

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from compress.models.families.base import family_for
 from compress.search.config import SearchSpaceOptions, ShapeOptions
 
 DEFAULT_MAX_LAYERS = 4
@@ -35,7 +36,7 @@ def teacher_dims(config: Any) -> dict[str, int]:
     return {
         "layers": config.num_hidden_layers,
         "heads": config.num_attention_heads,
-        "ffn": config.intermediate_size,
+        "ffn": family_for(config).ffn_width(config),
         "hidden": config.hidden_size,
     }
 

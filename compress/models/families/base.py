@@ -120,6 +120,11 @@ class FamilyAdapter:
         """Extra keyword arguments an encoder layer of ``model`` needs when called alone on ``hidden``."""
         return {}
 
+    def attention_bias(self, args: tuple, kwargs: dict[str, Any]) -> Any:
+        """The additive score bias a call of :meth:`self_attention` carries besides the mask (MPNet's
+        relative position bias), from that call's extra arguments; None where the family has none."""
+        return None
+
     def student_tensor(self, name: str, teacher_value: Any, student_shape: Any) -> Any:
         """The student's tensor ``name`` made from the teacher's tensor of that name (by default as is)."""
         return teacher_value
@@ -151,6 +156,14 @@ class FamilyAdapter:
     def set_ffn_width(self, config: Any, width: int) -> None:
         """Record a uniform FFN width in the config (after FFN pruning)."""
         config.intermediate_size = width
+
+    def ffn_width(self, config: Any) -> int:
+        """The FFN (intermediate) width a config of this family declares."""
+        return int(config.intermediate_size)
+
+    def hidden_dropout(self, config: Any) -> float:
+        """The hidden-state dropout a config of this family declares."""
+        return float(config.hidden_dropout_prob)
 
     def student_config(self, teacher_config: Any, layers: int, heads: int, hidden: int | None,
                        ffn: int | None, dropout: float | None) -> Any:

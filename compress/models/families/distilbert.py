@@ -1,11 +1,13 @@
 """DistilBERT: ``model.distilbert.transformer.layer[i]`` with ``attention.{q,k,v,out}_lin`` (head count
 ``n_heads``, width ``dim``) and ``ffn.lin1`` / ``ffn.lin2``; the config says ``hidden_dim`` for the FFN.
 
-No ``distill``: a student config of this family (``n_layers``, ``n_heads``, ``hidden_dim``) and the
-teacher-layer weight copy have not been written or tested for it."""
+Its self-attention module (``layer.attention``) also holds the output projection ``out_lin``, which BERT
+keeps outside (``attention.output.dense``); head annealing applies it (``annealing.py`` finds it inside).
+The student is a stock ``DistilBertConfig`` (``n_layers``, ``n_heads``, ``dim``, ``hidden_dim``)."""
 
 from __future__ import annotations
 
+import copy
 from typing import TYPE_CHECKING, Any
 
 from compress.models.families.base import AttentionLayout, FamilyAdapter, register_family
@@ -17,12 +19,8 @@ if TYPE_CHECKING:
 @register_family
 class DistilBertFamily(FamilyAdapter):
     model_types = ("distilbert",)
-    operations = frozenset({"prune", "vocab_prune", "fuse"})
+    operations = frozenset({"prune", "distill", "vocab_prune", "fuse"})
     fusion_type = "bert"
-    missing = (
-        "a DistilBERT student (DistilBertConfig n_layers/n_heads/hidden_dim) and the teacher-layer copy with "
-        "merged heads are not written or tested; distil a BERT or RoBERTa teacher, or prune this one"
-    )
 
     def encoder_layers(self, model: nn.Module) -> nn.ModuleList:
         return self.backbone(model).transformer.layer
@@ -59,3 +57,20 @@ class DistilBertFamily(FamilyAdapter):
 
     def set_ffn_width(self, config: Any, width: int) -> None:
         config.hidden_dim = width
+
+    def ffn_width(self, config: Any) -> int:
+        return int(config.hidden_dim)
+
+    def hidden_dropout(self, config: Any) -> float:
+        return float(config.dropout)
+
+    def student_config(self, teacher_config: Any, layers: int, heads: int, hidden: int | None,
+                       ffn: int | None, dropout: float | None) -> Any:
+        config = copy.deepcopy(teacher_config)
+        config.n_layers = layers
+        config.n_heads = heads
+        config.dim = hidden or config.dim
+        config.hidden_dim = ffn or config.hidden_dim
+        if dropout is not None:
+            config.dropout = config.attention_dropout = dropout
+        return config

@@ -70,6 +70,10 @@ class MPNetFamily(BertFamily):
     def layer_kwargs(self, model: nn.Module, hidden: Any) -> dict[str, Any]:
         return {"position_bias": self.backbone(model).encoder.compute_position_bias(hidden)}
 
+    def attention_bias(self, args: tuple, kwargs: dict[str, Any]) -> Any:
+        # MPNetAttention calls its self-attention as attn(hidden, mask, position_bias, output_attentions=...)
+        return kwargs["position_bias"] if "position_bias" in kwargs else (args[0] if args else None)
+
     def student_tensor(self, name: str, teacher_value: Any, student_shape: Any) -> Any:
         if name.endswith(BIAS) and teacher_value.shape[1] != student_shape[1]:
             heads = teacher_value.shape[1]
