@@ -14,7 +14,6 @@ import torch
 from rich.console import Console
 from tiny import NEGATIVE, NEUTRAL, POSITIVE, make_checkpoint
 
-from compress.errors import RecipeError
 from compress.tasks import get_task
 from compress.tasks.metrics import class_report, multilabel_f1, regression_metrics
 
@@ -139,23 +138,60 @@ def test_regression_pipeline_trains_mse_and_predicts_the_value(tmp_path):
     assert high.value > 1.5 and low.value < -0.5
 
 
-def test_stages_a_kind_cannot_run_are_refused_at_validation_and_start(tmp_path):
-    import yaml
+PRUNE_STAGES = [
+    {"finetune": {"epochs": 8, "learning_rate": 5e-3, "batch_size": 16, "patience": 0}},
+    {"prune": {"heads": 0.5, "ffn": 0.5, "importance": "taylor", "calibration_batches": 2,
+               "recover": {"epochs": 3, "learning_rate": 3e-3, "batch_size": 16, "patience": 0}}},
+    {"vocab_prune": {}},
+    {"evaluate": {"seq_lengths": [16], "batch_sizes": [1], "rounds": 3, "warmup": 0, "memory": False,
+                  "runtimes": ["torch"]}},
+    "report",
+]
 
-    from compress import validate_recipe
 
-    rows = tmp_path / "scores.csv"
-    rows.write_text("text,score\n" + "".join(f"{text},{good / 3}\n" for text, good, _ in _rows(200)))
-    recipe = tmp_path / "r.yaml"
-    recipe.write_text(yaml.safe_dump({
-        "name": "r", "data": {"dataset": str(rows), "label_column": "score", "label_kind": "regression"},
-        "stages": [{"vocab_prune": {}}],
-    }))
-    with pytest.raises(RecipeError, match="stage 'vocab_prune' does not support regression labels"):
-        validate_recipe(recipe)
-    with pytest.raises(RecipeError, match="stage 'prune' does not support regression labels"):
-        _run(tmp_path, rows, 1, stages=[{"prune": {"heads": 0.5}}], label_column="score", test_size=20, dev_size=20)
-    assert not (tmp_path / "run" / "stages" / "01-prune").exists()
+@pytest.mark.parametrize("kind", ["multi", "regression"])
+def test_prune_and_vocab_prune_run_on_multi_label_and_regression_with_the_tasks_own_loss(kind, tmp_path):
+    """Taylor importance and recovery use the kind's loss (BCE / MSE, KD from the unpruned model's outputs),
+    recovery keeps the best epoch by the kind's primary metric, and the vocabulary check compares the kind's
+    predictions (label sets / values), so both stages work on these kinds instead of being refused."""
+    if kind == "multi":
+        rows = tmp_path / "multi.jsonl"
+        rows.write_text("".join(
+            json.dumps({"text": text, "label": (["good"] if good else []) + (["bad"] if bad else [])}) + "\n"
+            for text, good, bad in _rows(480)
+        ))
+        result, output = _run(tmp_path, rows, num_labels=2, stages=PRUNE_STAGES)
+        metric, floor = "micro_f1", 0.7
+    else:
+        rows = tmp_path / "scores.csv"
+        rows.write_text("text,score\n" + "".join(f"{text},{good - bad + 0.5}\n" for text, good, bad in _rows(480)))
+        result, output = _run(tmp_path, rows, num_labels=1, stages=PRUNE_STAGES, label_column="score")
+        metric, floor = "pearson", 0.75
+    assert f"recovered: best dev {metric}" in output
+    teacher, pruned, vocab = (_variant(result, name) for name in ("teacher", "pruned", "pruned-vocab"))
+    assert pruned[metric] > floor and pruned[metric] > teacher[metric] - 0.15, (teacher, pruned)
+    state = json.loads((result.run_dir / "state.json").read_text())
+    infos = {v["name"]: v["info"] for v in state["variants"]}
+    assert infos["pruned"]["pruning"]["after"]["ffn"] < infos["pruned"]["pruning"]["before"]["ffn"]
+    check = infos["pruned-vocab"]["vocabulary"]["test"]
+    assert check["identical_tokenization"] == 1.0 and check["prediction_agreement"] == 1.0
+    assert vocab[metric] == pytest.approx(pruned[metric], abs=1e-6)
+    problem = "multi_label_classification" if kind == "multi" else "regression"
+    saved = (result.run_dir / "stages" / "03-vocab_prune" / "model" / "compress_model.json").read_text()
+    assert f'"problem_type": "{problem}"' in saved
+
+
+def test_changed_predictions_compare_each_kinds_predictions():
+    from compress.tasks.text_multilabel import TextMultiLabel
+    from compress.tasks.text_regression import TextRegression
+    from compress.vocabulary.check import _changed_predictions
+
+    old = np.array([[2.0, -1.0], [0.5, 0.4]])
+    new = np.array([[2.0, 1.0], [0.4, 0.5]])
+    assert _changed_predictions(old, new, None) == 1  # argmax: the second row flips
+    assert _changed_predictions(old, new, TextMultiLabel().predictions) == 1  # label sets: the first row gains one
+    values = np.array([[1.0], [2.0], [3.0]])
+    assert _changed_predictions(values, values + np.array([[0.0], [5e-5], [0.2]]), TextRegression().predictions) == 1
 
 
 DISTILL_STAGES = [

@@ -10,10 +10,10 @@ import torch
 from rich.console import Console
 from torch import nn
 
-from compress.tasks.base import Examples, Split
+from compress.tasks.base import Examples, Split, Task
 from compress.training.checkpoints import state_digest
 from compress.training.kd import logits_kd_loss_fn, teacher_logits
-from compress.training.loop import TrainResult, as_tensors, cross_entropy_loss, train_classifier
+from compress.training.loop import TrainResult, as_tensors, cross_entropy_loss, task_loss, train_classifier
 
 if TYPE_CHECKING:
     from compress.pruning.spec import RecoverConfig
@@ -25,13 +25,16 @@ def example_inputs(examples: Examples) -> dict[str, torch.Tensor]:
 
 
 def calibration_batches(
-    examples: Examples, labels: Sequence[int], batch_size: int, batches: int
+    examples: Examples, labels: Sequence, batch_size: int, batches: int, task: Task | None = None
 ) -> list[tuple[dict[str, torch.Tensor], torch.Tensor]]:
-    """The first ``batches`` train batches (the split is already shuffled), for Taylor importance."""
+    """The first ``batches`` train batches (the split is already shuffled), for Taylor importance; labels
+    as the ``task``'s loss takes them (class indices by default; floats for multi-label and regression)."""
     out = []
     for start in range(0, min(len(examples), batch_size * batches), batch_size):
         chunk = range(start, min(start + batch_size, len(examples)))
-        out.append((as_tensors(examples.collate(chunk)), torch.tensor([labels[i] for i in chunk], dtype=torch.long)))
+        chosen = [labels[i] for i in chunk]
+        targets = torch.from_numpy(task.label_array(chosen)) if task is not None else torch.tensor(chosen, dtype=torch.long)
+        out.append((as_tensors(examples.collate(chunk)), targets))
     return out
 
 
@@ -44,8 +47,11 @@ def recover(
     seed: int,
     console: Console,
     checkpoint_dir: str | Path | None = None,
+    task: Task | None = None,
 ) -> TrainResult | None:
-    """Fine-tune the pruned ``model`` in place, optionally distilling from the ``unpruned`` one's logits.
+    """Fine-tune the pruned ``model`` in place, optionally distilling from the ``unpruned`` one's logits,
+    with the ``task``'s own loss and KD loss (default: single-label cross-entropy), keeping the best epoch
+    by its primary metric.
 
     With ``checkpoint_dir`` (the stage directory) every epoch is checkpointed and an interrupted recovery
     resumes, provided pruning again gives the same pruned weights (it does: the pipeline seeds every stage,
@@ -53,11 +59,11 @@ def recover(
     """
     if config.epochs == 0:
         return None
-    loss_fn, resume_key = cross_entropy_loss, ""
+    loss_fn, resume_key = (task_loss(task) if task is not None else cross_entropy_loss), ""
     if config.distill_from_unpruned:
         resume_key = state_digest(unpruned) if checkpoint_dir else ""
         cached = teacher_logits(unpruned, train[0])
-        loss_fn = logits_kd_loss_fn(cached, config.temperature, config.hard_label_weight)
+        loss_fn = logits_kd_loss_fn(cached, config.temperature, config.hard_label_weight, task)
     result = train_classifier(
         model,
         train,
@@ -69,6 +75,8 @@ def recover(
         description="recover",
         checkpoint_dir=checkpoint_dir,
         resume_key=resume_key,
+        task=task,
     )
-    console.print(f"    recovered: best dev accuracy {result.best_dev_accuracy:.4f} (epoch {result.best_epoch})")
+    metric = task.primary_metric if task is not None else "accuracy"
+    console.print(f"    recovered: best dev {metric} {result.best_dev_accuracy:.4f} (epoch {result.best_epoch})")
     return result

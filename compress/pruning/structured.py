@@ -16,7 +16,7 @@ closest to the unpruned ones; re-scaling would sharpen every softmax by ``sqrt(d
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import torch
@@ -48,7 +48,11 @@ def shape_summary(model: nn.Module) -> dict[str, Any]:
 
 
 def prune_model(
-    model: nn.Module, spec: PruningSpec, example: dict[str, torch.Tensor], calibration: Sequence[Batch] = ()
+    model: nn.Module,
+    spec: PruningSpec,
+    example: dict[str, torch.Tensor],
+    calibration: Sequence[Batch] = (),
+    loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = nn.functional.cross_entropy,
 ) -> dict[str, Any]:
     """Prune ``model`` in place as ``spec`` asks; return its shapes before and after."""
     family = require(model, "prune")  # names the family when it is not supported
@@ -71,7 +75,7 @@ def prune_model(
         if not amount:
             continue
         if spec.importance == "taylor":
-            _accumulate_gradients(model, calibration)
+            _accumulate_gradients(model, calibration, loss)
         graph = tp.DependencyGraph().build_dependency(
             model, example_inputs=example, output_transform=lambda out: out.logits
         )
@@ -103,11 +107,13 @@ def _importance(name: str):
     return tp.importance.GroupMagnitudeImportance(p=2)
 
 
-def _accumulate_gradients(model: nn.Module, batches: Iterable[Batch]) -> None:
-    """Gradients of the task loss on a few train batches (dropout off), for Taylor importance."""
+def _accumulate_gradients(
+    model: nn.Module, batches: Iterable[Batch], loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+) -> None:
+    """Gradients of the task ``loss`` on a few train batches (dropout off), for Taylor importance."""
     model.zero_grad(set_to_none=True)
     for inputs, labels in batches:
-        nn.functional.cross_entropy(classifier_logits(model, inputs), labels).backward()
+        loss(classifier_logits(model, inputs), labels).backward()
 
 
 def _out_channel_group(graph: tp.DependencyGraph, root: nn.Module, idxs: list[int]):

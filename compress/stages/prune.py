@@ -39,11 +39,11 @@ class Prune(Stage):
         train = ctx.encoded(processor, "train")
         calibration = []
         if cfg.importance == "taylor":
-            calibration = calibration_batches(*train, cfg.recover.batch_size, cfg.calibration_batches)
+            calibration = calibration_batches(*train, cfg.recover.batch_size, cfg.calibration_batches, ctx.task)
         # Seeded here, not only before the stage: loading the input from disk on resume draws random numbers
         # (a model's init), and random importance must prune the same channels again for recovery to resume.
         torch.manual_seed(ctx.seed)
-        shapes = prune_model(model, cfg, example_inputs(train[0]), calibration)
+        shapes = prune_model(model, cfg, example_inputs(train[0]), calibration, loss=ctx.task.loss)
         after = shapes["after"]
         ctx.console.print(
             f"    {after['layers']} layers, heads {after['heads']}, "
@@ -51,7 +51,8 @@ class Prune(Stage):
         )
         dev = ctx.encoded(processor, "dev") if cfg.recover.epochs else None
         training = recover(
-            model, unpruned, cfg.recover, train, dev, ctx.seed, ctx.console, checkpoint_dir=ctx.stage_dir(self.id)
+            model, unpruned, cfg.recover, train, dev, ctx.seed, ctx.console,
+            checkpoint_dir=ctx.stage_dir(self.id), task=ctx.task,
         )
         info = {"pruning": {**shapes, "importance": cfg.importance, "scope": cfg.scope}}
         if training is not None:

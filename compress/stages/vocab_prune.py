@@ -45,7 +45,9 @@ class VocabPrune(Stage):
         model = copy.deepcopy(original)
         removed = slice_embeddings(model, plan)
         pruned = encoder.with_tokenizer(prune_tokenizer(encoder.tokenizer, plan))
-        check = compare_on_texts(original, encoder, model, pruned, plan, ctx.splits.test.inputs)
+        check = compare_on_texts(
+            original, encoder, model, pruned, plan, ctx.splits.test.inputs, predictions=ctx.task.predictions
+        )
         info = {
             "vocabulary": {
                 "original_size": plan.original_size,

@@ -29,8 +29,6 @@ class TextMultiLabel(TextClassification):
     label_kind = "multi"
     primary_metric = "micro_f1"
     problem_type = "multi_label_classification"
-    unsupported_stages = ("prune", "vocab_prune")
-    supported_summary = "finetune, distill, export, quantize, evaluate and bundle"
     metric_names = ("micro_f1", "macro_f1", "exact_match", "agreement_with_baseline")
 
     def label_array(self, labels: Sequence) -> np.ndarray:

@@ -19,8 +19,6 @@ class TextRegression(TextClassification):
     label_kind = "regression"
     primary_metric = "pearson"
     problem_type = "regression"
-    unsupported_stages = ("prune", "vocab_prune")
-    supported_summary = "finetune, distill, export, quantize, evaluate and bundle"
     metric_names = ("pearson", "spearman", "mse", "mae", "agreement_with_baseline")
 
     def label_array(self, labels: Sequence) -> np.ndarray:

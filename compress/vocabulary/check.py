@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -52,8 +52,11 @@ def compare_on_texts(
     plan: VocabularyPlan,
     texts: Sequence[str],
     verify_identical: int = 256,
+    predictions: Callable[[np.ndarray], np.ndarray] | None = None,
 ) -> VocabularyCheck:
-    """Run both models where tokenization changed, and on a sample of texts where it did not."""
+    """Run both models where tokenization changed, and on a sample of texts where it did not. A text's
+    prediction changed when the task's ``predictions`` (default: the argmax class) differ in any output by
+    more than 1e-4: a class, a label set, or a regression value."""
     mapping = plan.mapping
     before = original_encoder.encode(texts)
     after = pruned_encoder.encode(texts)
@@ -67,7 +70,7 @@ def compare_on_texts(
         old = _logits(original, [before[i] for i in indices], original_encoder.pad_id)
         new = _logits(pruned, [after[i] for i in indices], pruned_encoder.pad_id)
         diffs[name] = _max_diff(old, new)
-        flips += int((old.argmax(-1) != new.argmax(-1)).sum()) if old.size else 0
+        flips += _changed_predictions(old, new, predictions) if old.size else 0
     total = max(len(texts), 1)
     return VocabularyCheck(
         texts=len(texts),
@@ -79,3 +82,10 @@ def compare_on_texts(
         max_abs_logit_diff_identical=diffs["identical"],
         max_abs_logit_diff_changed=diffs["changed"],
     )
+
+
+def _changed_predictions(old: np.ndarray, new: np.ndarray, predictions: Callable[[np.ndarray], np.ndarray] | None) -> int:
+    if predictions is None:
+        return int((old.argmax(-1) != new.argmax(-1)).sum())
+    before, after = (np.asarray(predictions(o), dtype=np.float64).reshape(len(o), -1) for o in (old, new))
+    return int((~np.isclose(before, after, rtol=0.0, atol=1e-4)).any(axis=1).sum())
