@@ -160,9 +160,11 @@ def quiet_console() -> tuple[Console, io.StringIO]:
 
 
 def make_sentence_transformers_dir(directory: Path, pooling: str = "mean", normalize: bool = True,
-                                   seed: int = 0) -> Path:
+                                   seed: int = 0, layer_scale: float = 1.0) -> Path:
     """A tiny random BertModel saved as a sentence-transformers folder: the encoder and tokenizer.json at the
-    root, ``modules.json`` and ``1_Pooling/config.json`` (and a Normalize module when ``normalize``)."""
+    root, ``modules.json`` and ``1_Pooling/config.json`` (and a Normalize module when ``normalize``).
+    ``layer_scale`` multiplies the encoder layers' Linear weights (at the default init, 0.02, the layers
+    barely change the embeddings, so pruning them would change the vectors by almost nothing)."""
     import json
 
     import torch
@@ -170,6 +172,10 @@ def make_sentence_transformers_dir(directory: Path, pooling: str = "mean", norma
 
     torch.manual_seed(seed)
     model = BertModel(tiny_config("bert"), add_pooling_layer=False)
+    with torch.no_grad():
+        for name, parameter in model.encoder.named_parameters():
+            if name.endswith("weight") and parameter.ndim == 2:
+                parameter.mul_(layer_scale)
     directory.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(directory)
     tiny_tokenizer().save(str(directory / "tokenizer.json"))

@@ -23,7 +23,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from compress.errors import DataError, ModelLoadError
+from compress.errors import DataError, ModelLoadError, StageError
 from compress.models.persistence import register_architecture
 from compress.tasks.base import register_task
 from compress.tasks.text_classification import TextClassification
@@ -295,7 +295,35 @@ class SentenceEmbedding(TextClassification):
         return self
 
     def check_recipe(self, stages, config) -> None:
-        """An embedder has no head to train: nothing to refuse."""
+        """An embedder has no head to train. ``prune`` is refused where it would need labels (Taylor
+        importance; recovery without distilling from the unpruned model) or would change the vectors'
+        width (``hidden``), naming the option."""
+        from compress.errors import RecipeError
+
+        for spec in stages:
+            if spec.kind != "prune":
+                continue
+            options = spec.config
+            problems = []
+            if options.importance == "taylor":
+                problems.append("importance 'taylor' (gradients of a label loss; use magnitude or random)")
+            if options.hidden:
+                problems.append("hidden (it would change the embedding width, so vectors no longer compare)")
+            if options.recover.epochs and not options.recover.distill_from_unpruned:
+                problems.append("recover.distill_from_unpruned: false (recovery learns the unpruned model's vectors)")
+            if problems:
+                raise RecipeError(
+                    f"stage {spec.id!r}: pruning a sentence embedder cannot use {'; '.join(problems)}",
+                    hint="prune heads, head_dims, ffn or layers, with recovery by embedding distillation",
+                )
+
+    def loss(self, logits, labels):
+        """An embedder has no labels to learn: training it always distils (:meth:`kd_loss`)."""
+        raise StageError("a sentence embedder trains only by distillation from a teacher's vectors")
+
+    def kd_loss(self, student, teacher, labels, temperature: float, hard_label_weight: float):
+        """1 - cosine between the student's and the teacher's sentence vectors (labels and temperature unused)."""
+        return 1.0 - F.cosine_similarity(student, teacher.to(student.dtype), dim=-1).mean()
 
     def predictions(self, outputs: np.ndarray) -> np.ndarray:
         return np.asarray(outputs)
@@ -304,9 +332,9 @@ class SentenceEmbedding(TextClassification):
         return embedding_scores(outputs, reference, labels)
 
     dev_against_teacher = True
-    unsupported_stages = ("finetune", "prune")
-    unsupported_because = "unlabelled sentence embeddings (fine-tuning and prune recovery train on labels)"
-    supported_summary = "distill, vocab_prune, export, quantize, evaluate, bundle and report"
+    unsupported_stages = ("finetune",)
+    unsupported_because = "unlabelled sentence embeddings (fine-tuning trains a head on labels)"
+    supported_summary = "prune, distill, vocab_prune, export, quantize, evaluate, bundle and report"
 
     def primary(self, outputs: np.ndarray, labels: Sequence[int] | np.ndarray) -> float:
         """Neighbour recall@10 against the teacher's vectors when ``labels`` are those vectors (distillation's
