@@ -392,3 +392,33 @@ def test_report_tables_show_recall_not_an_empty_accuracy_for_embeddings(embeddin
     markdown = (embedding_run.run_dir / "report.md").read_text()
     assert "| variant | runtime | precision | test recall_at_10 | vs baseline |" in markdown
     assert "| teacher | torch | fp32 | 1.0000 | +0.0000 |" in markdown
+
+
+def test_accuracy_aware_quantization_budgets_recall_against_the_fp32_vectors(tmp_path):
+    """For an embedder the budget is counted in dev recall@10 against the FP32 graph's own vectors: the
+    baseline is 1.0 and every trial scores how many of the FP32 neighbours it keeps (before, the trials
+    were scored by a probe accuracy the budget was never meant for)."""
+    import json
+
+    from tiny import quiet_console
+
+    from compress.core.recipe import parse_recipe
+    from compress.run.pipeline import run_recipe
+
+    source = make_sentence_transformers_dir(tmp_path / "embedder", layer_scale=8.0)
+    recipe = {
+        "name": "tiny-embed-int8",
+        "model": {"source": str(source), "max_length": 32},
+        "data": {"dataset": str(write_texts(tmp_path / "texts.txt", 400)), "test_size": 100, "dev_size": 100},
+        "task": {"kind": "sentence-embedding"},
+        "stages": [{"export": {}}, {"quantize": {"mode": "dynamic", "max_accuracy_drop": 1.0, "trial_latency_rounds": 3}}],
+    }
+    console, output = quiet_console()
+    result = run_recipe(parse_recipe(recipe), out=tmp_path / "run", console=console)
+    state = json.loads((result.run_dir / "state.json").read_text())
+    search = next(v["info"]["quantization"] for v in state["variants"] if v["precision"] == "int8")
+    assert search["baseline_dev_accuracy"] == 1.0
+    scores = [trial["dev_accuracy"] for trial in search["trials"]]
+    assert scores and all(0.0 < score <= 1.0 for score in scores)
+    assert search["met_budget"] == (search["dev_accuracy"] >= 0.99 - 1e-12)
+    assert "accuracy-aware" in output.getvalue()

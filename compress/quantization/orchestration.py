@@ -53,6 +53,15 @@ class QuantizeData:
         return self.task.processor(variant.processor_dir, self.max_length)
 
 
+def dev_split(data: QuantizeData, processor: Any, reference: Predictor) -> Split:
+    """The dev split the budget is counted on: its labels, or for a task scored against a reference (an
+    embedder: recall@10) the FP32 ``reference``'s own dev outputs, so the budget is what INT8 loses."""
+    dev = data.task.split(processor, data.splits.dev)
+    if data.task.dev_against_teacher:
+        return dev[0], predict_logits(reference, dev[0], 64)
+    return dev
+
+
 def dev_accuracy(predictor: Predictor, dev: Split, task: Task | None = None) -> float:
     """Dev accuracy, or ``task``'s primary metric (what the accuracy-aware budget is counted in)."""
     logits = predict_logits(predictor, dev[0], 64)
@@ -122,8 +131,9 @@ def quantize_onnx_variant(stage_id: str, cfg, current: Variant, data: QuantizeDa
     if cfg.max_accuracy_drop is None:
         quantize(settings, target)
     else:
-        dev = data.task.split(processor, data.splits.dev)
-        baseline = dev_accuracy(OnnxPredictor(source, threads=cfg.threads), dev, data.task)
+        reference = OnnxPredictor(source, threads=cfg.threads)
+        dev = dev_split(data, processor, reference)
+        baseline = dev_accuracy(reference, dev, data.task)
         search = AccuracyAwareSearch(
             source,
             quantize,
@@ -175,10 +185,11 @@ def quantize_inc_variant(stage_id: str, cfg, current: Variant, data: QuantizeDat
             f"quantize (inc): variant {current.name!r} is not a PyTorch model; put quantize before export"
         )
     processor = data.processor(current)
-    dev = data.task.split(processor, data.splits.dev)
     model = copy.deepcopy(current.module()).eval()
     reader = calibration_reader(cfg, processor, data, list(data.task.input_names))
-    baseline = dev_accuracy(TorchPredictor(model, threads=cfg.threads), dev, data.task)
+    reference = TorchPredictor(model, threads=cfg.threads)
+    dev = dev_split(data, processor, reference)
+    baseline = dev_accuracy(reference, dev, data.task)
     scores: list[float] = []
 
     def evaluate(graph) -> float:
@@ -260,8 +271,9 @@ def quantize_openvino_variant(stage_id: str, cfg, current: Variant, data: Quanti
     examples = data.task.encode(processor, calibration_texts(data.splits.train.inputs, cfg.calibration_samples, data.seed))
     calibration = [examples.collate([index]) for index in range(len(examples))]
     target = quantize_for_openvino(current.path, data.stage_dir / "model.xml", calibration, preset=cfg.preset)
-    dev = data.task.split(processor, data.splits.dev)
-    baseline = dev_accuracy(OnnxPredictor(current.path, threads=cfg.threads), dev, data.task)
+    reference = OnnxPredictor(current.path, threads=cfg.threads)
+    dev = dev_split(data, processor, reference)
+    baseline = dev_accuracy(reference, dev, data.task)
     achieved = dev_accuracy(OpenVinoPredictor(target, threads=cfg.threads), dev, data.task)
     data.log(f"    NNCF INT8 for OpenVINO: dev {data.task.primary_metric} {achieved:.4f} (FP32 {baseline:.4f})")
     info: dict[str, Any] = {
