@@ -156,6 +156,34 @@ def test_logits_loss_by_hand():
     assert mixed.item() == pytest.approx(0.5 * math.log(2) + 0.5 * kl)
 
 
+def test_embedding_neighbour_loss_by_hand():
+    """Three unit vectors: row 0's neighbours are rows 1 (cos 0.8) and 2 (cos 0); a student that swaps rows
+    1 and 2 reverses row 0's neighbour order. Each row's KL is summed over its two neighbours."""
+    from compress.distillation.losses import EmbeddingNeighbourLoss
+
+    teacher_vectors = torch.tensor([[1.0, 0.0], [0.8, 0.6], [0.0, 1.0]])
+    loss = EmbeddingNeighbourLoss(temperature=0.5)
+    assert loss(StudentOutputs(logits=teacher_vectors * 3.0), _targets(logits=teacher_vectors), None).item() == (
+        pytest.approx(0.0, abs=1e-6)  # cosines: the scale of a vector does not matter
+    )
+
+    def softmax(values):
+        exps = [math.exp(v / 0.5) for v in values]
+        return [e / sum(exps) for e in exps]
+
+    def kl(p, q):
+        return sum(a * math.log(a / b) for a, b in zip(p, q, strict=True))
+
+    # cosines to the other two rows, in index order; the student has rows 1 and 2 swapped
+    teacher_rows = [[0.8, 0.0], [0.8, 0.6], [0.0, 0.6]]
+    student_rows = [[0.0, 0.8], [0.0, 0.6], [0.8, 0.6]]
+    expected = sum(kl(softmax(t), softmax(s)) for t, s in zip(teacher_rows, student_rows, strict=True)) / 3
+    swapped = teacher_vectors[[0, 2, 1]]
+    measured = loss(StudentOutputs(logits=swapped), _targets(logits=teacher_vectors), None).item()
+    assert measured == pytest.approx(expected, rel=1e-5)
+    assert expected > 0.1
+
+
 def test_hidden_loss_by_hand_ignores_padding():
     mask = torch.tensor([[1, 1, 0]])
     teacher_hidden = torch.ones(1, 3, 4)

@@ -13,6 +13,7 @@ from compress.core.sections import ModelConfig, TaskConfig
 from compress.tasks import get_task
 from compress.tasks.sentence_embedding import (
     SentenceEmbedder,
+    cross_validated_probe,
     embedding_scores,
     linear_probe,
     neighbour_recall,
@@ -144,6 +145,19 @@ def test_linear_probe_separates_separable_classes_and_not_noise():
     assert linear_probe(vectors[:100], labels[:100], vectors[100:], labels[100:]) == 1.0
     noise = rng.normal(size=(200, 8))
     assert linear_probe(noise[:100], labels[:100], noise[100:], labels[100:]) < 0.75
+
+
+def test_cross_validated_probe_predicts_every_row_once_with_a_probe_not_fitted_on_it():
+    rng = np.random.default_rng(2)
+    labels = np.arange(200) % 2
+    separable = rng.normal(size=(200, 8)) + labels[:, None] * 4.0
+    assert cross_validated_probe(separable, labels) == 1.0
+    # random labels on 150-dimensional noise: a probe that had seen a row could memorise it (200 rows), so
+    # near-chance accuracy shows each fold is predicted by a probe fitted only on the other folds
+    noise = rng.normal(size=(200, 150))
+    random_labels = rng.integers(0, 2, size=200)
+    assert linear_probe(noise, random_labels, noise, random_labels) > 0.95  # seen rows are memorised
+    assert cross_validated_probe(noise, random_labels) < 0.65
 
 
 def test_scores_name_recall_first_and_probe_only_with_labels():

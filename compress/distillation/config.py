@@ -10,7 +10,7 @@ from compress.core.options import Options
 from compress.search.config import SearchConfig
 from compress.training.loop import TrainingConfig
 
-LOSS_NAMES = ("logits", "hidden", "attention", "embedding_cosine", "embedding_mse")
+LOSS_NAMES = ("logits", "hidden", "attention", "embedding_cosine", "embedding_mse", "embedding_neighbours")
 Pair = tuple[int, int]
 
 
@@ -28,6 +28,9 @@ class LossOptions(Options):
     relation_heads: int | None = Field(None, ge=1, description="Relation heads (default: the teacher's head count).")
     relations: list[Literal["qk", "qq", "kk", "vv"]] = Field(
         ["qk", "vv"], min_length=1, description="'qk' attention distribution, 'vv' value relation (MiniLM)."
+    )
+    neighbour_temperature: float = Field(
+        0.05, gt=0, le=10, description="Temperature of the embedding_neighbours loss's softmax over cosines."
     )
 
 

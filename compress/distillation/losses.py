@@ -5,6 +5,8 @@ and the teacher's cached targets for the same batch; the trainer sums ``weight *
 
 * ``logits``: Hinton KD, ``compress.training.kd.logits_kd_loss`` (KL at temperature T plus hard-label CE).
 * ``embedding_cosine`` / ``embedding_mse``: on the output vector of a sentence embedder (its pooled embedding).
+* ``embedding_neighbours``: the in-batch neighbour distribution of each vector, ``softmax(cos / tau)`` over
+  the batch's other vectors, matched by KL(teacher || student): what neighbour search ranks by.
 * ``hidden``: MSE between student and teacher layer outputs, through a learned Linear when widths differ.
 * ``attention``: MiniLM(v2)-style self-attention relations. Q, K, V of a layer are split into ``R``
   *relation heads* (the same R for student and teacher, whatever their real head counts), and
@@ -188,9 +190,35 @@ class EmbeddingMseLoss(DistillLoss):
         return F.mse_loss(student.logits, teacher.logits.to(student.logits.dtype))
 
 
+def neighbour_log_probs(vectors: torch.Tensor, temperature: float) -> torch.Tensor:
+    """(B, B) log-softmax over each row's cosine similarities to the batch's other vectors (self excluded)."""
+    unit = F.normalize(vectors.float(), dim=-1)
+    similarity = unit @ unit.T / temperature
+    eye = torch.eye(len(unit), dtype=torch.bool, device=unit.device)
+    return F.log_softmax(similarity.masked_fill(eye, float("-inf")), dim=-1).masked_fill(eye, 0.0)
+
+
+class EmbeddingNeighbourLoss(DistillLoss):
+    """KL(teacher || student) of each vector's in-batch neighbour distribution ``softmax(cos / tau)``: the
+    order of the nearest vectors, which neighbour recall counts, rather than each vector on its own."""
+
+    def __init__(self, temperature: float = 0.05) -> None:
+        super().__init__()
+        self.temperature = temperature
+
+    def forward(self, student, teacher, labels):
+        if len(student.logits) < 3:
+            return student.logits.sum() * 0.0  # a batch of one or two has no neighbours to rank
+        mine = neighbour_log_probs(student.logits, self.temperature)
+        with torch.no_grad():
+            theirs = neighbour_log_probs(teacher.logits, self.temperature)
+        return (theirs.exp() * (theirs - mine)).sum(-1).mean()
+
+
 LOSSES: dict[str, type[DistillLoss]] = {
     "embedding_cosine": EmbeddingCosineLoss,
     "embedding_mse": EmbeddingMseLoss,
+    "embedding_neighbours": EmbeddingNeighbourLoss,
     "logits": LogitsLoss,
     "hidden": HiddenLoss,
     "attention": AttentionLoss,

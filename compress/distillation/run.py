@@ -21,7 +21,14 @@ from compress.distillation.annealing import HeadAnnealing, annealing_heads
 from compress.distillation.augment import augment_ids, embedding_neighbours, train_token_pool
 from compress.distillation.cache import stored_teacher_cache
 from compress.distillation.config import AugmentConfig, DistillConfig, TransferConfig
-from compress.distillation.losses import LOSSES, AttentionLoss, DistillLoss, HiddenLoss, LogitsLoss
+from compress.distillation.losses import (
+    LOSSES,
+    AttentionLoss,
+    DistillLoss,
+    EmbeddingNeighbourLoss,
+    HiddenLoss,
+    LogitsLoss,
+)
 from compress.distillation.student import StudentInit, StudentSpec, build_student, choose_teacher_layers
 from compress.distillation.trainer import DistillationModel, distillation_loss_fn
 from compress.errors import StageError
@@ -79,6 +86,8 @@ def build_losses(
             losses[name] = LogitsLoss(options.temperature, options.hard_label_weight, task)
         elif name in ("embedding_cosine", "embedding_mse"):
             losses[name] = LOSSES[name]()
+        elif name == "embedding_neighbours":
+            losses[name] = EmbeddingNeighbourLoss(options.neighbour_temperature)
         elif name == "hidden":
             chosen = options.hidden_layers or pairs
             losses[name] = HiddenLoss(chosen, student.config.hidden_size, teacher.config.hidden_size)

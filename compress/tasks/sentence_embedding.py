@@ -199,15 +199,31 @@ def linear_probe(train_x: np.ndarray, train_y: Sequence[int], test_x: np.ndarray
 def embedding_scores(vectors: np.ndarray, reference: np.ndarray, labels: Sequence[int] | None) -> dict[str, float]:
     """Every embedding metric of ``vectors`` against the reference variant's (``recall_at_10`` first).
 
-    The linear probe (when ``labels`` hold two classes or more) is fitted on the first half of the rows and
-    tested on the second: both halves are held-out texts no stage trained on."""
+    The linear probe (when ``labels`` hold two classes or more) is cross-validated over the rows, held-out
+    texts no stage trained on: :data:`PROBE_FOLDS` contiguous folds (the split is already shuffled), each
+    tested with a probe fitted on the others; the accuracy is over every row. (One half-and-half split
+    fitted on half the rows and tested on 1,000 of them: a standard error of ~1.5 pt.)"""
     mean, p5 = teacher_agreement(vectors, reference)
     scores = {f"recall_at_{RECALL_K}": neighbour_recall(vectors, reference), "cosine_mean": mean, "cosine_p5": p5}
-    if labels is not None and len(set(labels)) >= 2 and len(labels) >= 4:
-        half = len(labels) // 2
-        labels = list(labels)
-        scores["probe_accuracy"] = linear_probe(vectors[:half], labels[:half], vectors[half:], labels[half:])
+    if labels is not None and len(set(labels)) >= 2 and len(labels) >= 2 * PROBE_FOLDS:
+        scores["probe_accuracy"] = cross_validated_probe(np.asarray(vectors), np.asarray(list(labels)))
     return scores
+
+
+PROBE_FOLDS = 5
+
+
+def cross_validated_probe(vectors: np.ndarray, labels: np.ndarray, folds: int = PROBE_FOLDS) -> float:
+    """Accuracy of :func:`linear_probe` over ``folds`` contiguous folds, each predicted by a probe fitted on
+    the other folds (weighted by fold size, so it is the accuracy over every row)."""
+    bounds = np.linspace(0, len(labels), folds + 1).astype(int)
+    correct = 0.0
+    for start, stop in zip(bounds[:-1], bounds[1:], strict=True):
+        keep = np.r_[0:start, stop:len(labels)]
+        if len(set(labels[keep].tolist())) < 2:
+            continue
+        correct += linear_probe(vectors[keep], labels[keep], vectors[start:stop], labels[start:stop]) * (stop - start)
+    return float(correct / len(labels))
 
 
 # --- the task -------------------------------------------------------------------------------------------
