@@ -165,3 +165,21 @@ def test_redo_needs_only_the_outputs_of_the_stages_it_keeps(recipe, finished):
         run_recipe(own, out=result.run_dir, console=quiet_console()[0], redo="quantize")
     assert (result.run_dir / "state.json").read_text() == state_before
     assert Path(variants["teacher-int8"]["path"]).is_file()  # nothing of the later stages deleted
+
+
+def test_a_nested_option_added_since_the_run_counts_as_unchanged_at_its_default():
+    """Options inside options (``distill.loss_options.neighbour_temperature``) follow the same rule: absent
+    from the saved run and at its default now, the stage is unchanged; set to something else, it changed."""
+    from compress.distillation.config import DistillConfig
+    from compress.run.rewind import _same_stage
+
+    config = DistillConfig()
+    saved = json.loads(json.dumps(config.model_dump(), default=str))
+    del saved["loss_options"]["neighbour_temperature"]
+    now = json.loads(json.dumps(config.model_dump(), default=str))
+    assert _same_stage({"distill": saved}, {"distill": now}, config)
+    changed = DistillConfig(loss_options={"neighbour_temperature": 0.1})
+    changed_now = json.loads(json.dumps(changed.model_dump(), default=str))
+    assert not _same_stage({"distill": saved}, {"distill": changed_now}, changed)
+    changed_now["loss_options"]["temperature"] = 3.0  # an option both know, changed: not the same either
+    assert not _same_stage({"distill": now}, {"distill": changed_now}, changed)

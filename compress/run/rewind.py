@@ -32,11 +32,15 @@ def _comparable(value: Any) -> str:
 
 def _same_stage(saved: dict[str, Any], current: dict[str, Any], config: BaseModel) -> bool:
     """Whether a stage as the run saved it (``{kind: options}``) is the recipe's stage now. An option the
-    run predates (added to compress since) counts as the same when the recipe leaves it at its default."""
+    run predates (added to compress since) counts as the same when the recipe leaves it at its default,
+    at any depth (``loss_options.neighbour_temperature`` inside ``distill``)."""
     if list(saved) != list(current):
         return False
     (kind,) = current
-    before, now = saved[kind], current[kind]
+    return _same_options(saved[kind], current[kind], config)
+
+
+def _same_options(before: dict[str, Any], now: dict[str, Any], config: BaseModel) -> bool:
     for name in now.keys() - before.keys():
         field = type(config).model_fields.get(name)
         default = field.get_default(call_default_factory=True) if field else None
@@ -44,7 +48,14 @@ def _same_stage(saved: dict[str, Any], current: dict[str, Any], config: BaseMode
             default = default.model_dump()
         if _comparable(now[name]) != _comparable(default):
             return False
-    return all(_comparable(before[name]) == _comparable(now.get(name)) for name in before)
+    for name in before:
+        nested = getattr(config, name, None)
+        if isinstance(nested, BaseModel) and isinstance(before[name], dict) and isinstance(now.get(name), dict):
+            if not _same_options(before[name], now[name], nested):
+                return False
+        elif _comparable(before[name]) != _comparable(now.get(name)):
+            return False
+    return True
 
 
 def check_redo_prefix(saved: dict[str, Any], recipe: Recipe, redo: str) -> int:
