@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -62,7 +63,10 @@ def recover(
     loss_fn, resume_key = (task_loss(task) if task is not None else cross_entropy_loss), ""
     if config.distill_from_unpruned:
         resume_key = state_digest(unpruned) if checkpoint_dir else ""
+        started = time.perf_counter()
+        console.print(f"    running the unpruned model over {len(train[0]):,} train examples for distillation ...")
         cached = teacher_logits(unpruned, train[0])
+        console.print(f"    unpruned model's outputs cached in {time.perf_counter() - started:.0f} s")
         loss_fn = logits_kd_loss_fn(cached, config.temperature, config.hard_label_weight, task)
     result = train_classifier(
         model,
