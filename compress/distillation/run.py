@@ -33,10 +33,10 @@ from compress.distillation.student import StudentInit, StudentSpec, build_studen
 from compress.distillation.trainer import DistillationModel, distillation_loss_fn
 from compress.errors import StageError
 from compress.models.families.base import family_for
-from compress.runtimes.batched import predict_logits
 from compress.runtimes.torch import TorchPredictor
 from compress.tasks.base import Examples, Split, Task
 from compress.training.checkpoints import state_digest
+from compress.training.kd import dev_against_reference
 from compress.training.loop import as_tensors, train_classifier
 from compress.training.precision import decide_precision
 
@@ -230,8 +230,7 @@ def distill(
     )
     model = DistillationModel(student, losses, config.losses)
     model.cache = cache
-    if task is not None and task.dev_against_teacher:
-        dev = (dev[0], predict_logits(TorchPredictor(teacher), dev[0], batch_size=128))
+    dev = dev_against_reference(task, dev, TorchPredictor(teacher))
     with head_annealing(student, teacher, init, config, len(every)) as model.annealing:
         result = train_classifier(
             model,

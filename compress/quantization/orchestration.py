@@ -23,6 +23,7 @@ from compress.quantization.settings import OrtQuantSettings
 from compress.runtimes import OnnxPredictor, Predictor, TorchPredictor
 from compress.runtimes.batched import predict_logits
 from compress.tasks.base import Split, Task
+from compress.training.kd import dev_against_reference
 
 INC_FIELDS = {
     "backend",
@@ -56,10 +57,7 @@ class QuantizeData:
 def dev_split(data: QuantizeData, processor: Any, reference: Predictor) -> Split:
     """The dev split the budget is counted on: its labels, or for a task scored against a reference (an
     embedder: recall@10) the FP32 ``reference``'s own dev outputs, so the budget is what INT8 loses."""
-    dev = data.task.split(processor, data.splits.dev)
-    if data.task.dev_against_teacher:
-        return dev[0], predict_logits(reference, dev[0], 64)
-    return dev
+    return dev_against_reference(data.task, data.task.split(processor, data.splits.dev), reference, 64)
 
 
 def dev_accuracy(predictor: Predictor, dev: Split, task: Task | None = None) -> float:

@@ -50,11 +50,11 @@ class Prune(Stage):
             f"head size {after['head_size']}, ffn {after['ffn']}"
         )
         dev = ctx.encoded(processor, "dev") if cfg.recover.epochs else None
-        if dev is not None and ctx.task.dev_against_teacher:  # an embedder: dev scores against the unpruned vectors
+        if dev is not None:  # an embedder's dev scores against the unpruned model's vectors
             from compress.runtimes import TorchPredictor
-            from compress.runtimes.batched import predict_logits
+            from compress.training.kd import dev_against_reference
 
-            dev = (dev[0], predict_logits(TorchPredictor(unpruned), dev[0], batch_size=128))
+            dev = dev_against_reference(ctx.task, dev, TorchPredictor(unpruned))
         training = recover(
             model, unpruned, cfg.recover, train, dev, ctx.seed, ctx.console,
             checkpoint_dir=ctx.stage_dir(self.id), task=ctx.task,

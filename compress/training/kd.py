@@ -7,9 +7,10 @@ import torch
 from torch import nn
 
 from compress.models.forward import classifier_logits
+from compress.runtimes.base import Predictor
 from compress.runtimes.batched import predict_logits
 from compress.runtimes.torch import TorchPredictor
-from compress.tasks.base import Examples, Task
+from compress.tasks.base import Examples, Split, Task
 
 
 def logits_kd_loss(
@@ -42,3 +43,12 @@ def logits_kd_loss_fn(cached: torch.Tensor, temperature: float, hard_label_weigh
         return logits_kd_loss(student, cached[torch.from_numpy(index)], labels, temperature, hard_label_weight, task)
 
     return loss
+
+
+def dev_against_reference(task: Task | None, dev: Split, reference: Predictor, batch_size: int = 128) -> Split:
+    """``dev`` as training and the quantizer's budget score it: with its labels, or for a task scored against
+    a reference model (:attr:`Task.dev_against_teacher`: an embedder, recall@10) with the ``reference``'s own
+    dev outputs (the teacher, the unpruned model, the FP32 graph)."""
+    if task is not None and task.dev_against_teacher:
+        return dev[0], predict_logits(reference, dev[0], batch_size)
+    return dev
