@@ -145,7 +145,7 @@ class BundlePredictor:
         self.model_path = paths[manifest.model]
         weights = paths[manifest.weights] if manifest.weights else None
         self.predictor = _predictor(self.model_path, threads, manifest.runtime, weights)
-        width = _output_width(self.predictor)
+        width = self.predictor.output_width()
         if width is not None:
             self._check_width(width)
 
@@ -245,14 +245,6 @@ def _openvino_predictor(path: Path, threads: int | None, weights: Path | None):
             hint="pip install openvino (the version the manifest's 'openvino' field names)",
         ) from None
     return OpenVinoPredictor(path, "cpu", threads, weights=weights)
-
-
-def _output_width(predictor) -> int | None:
-    """Scores per text, when the model's graph fixes it (an ONNX Runtime session, or an OpenVINO model)."""
-    if hasattr(predictor, "output_width"):
-        return predictor.output_width()
-    width = predictor.session.get_outputs()[0].shape[-1]
-    return width if isinstance(width, int) else None
 
 
 def predict(bundle_dir: str | Path, texts: Sequence[str]) -> list[Prediction]:

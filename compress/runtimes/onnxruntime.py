@@ -107,6 +107,11 @@ class OnnxPredictor(HostTimed):
             raise CompressError(f"the ONNX graph needs inputs {missing}; given {sorted(inputs)}")
         return self.session.run(None, {name: inputs[name] for name in self.input_names})[0]
 
+    def output_width(self) -> int | None:
+        """The first output's last dimension, when the graph fixes it."""
+        width = self.session.get_outputs()[0].shape[-1]
+        return width if isinstance(width, int) else None
+
     def synchronize(self) -> None:
         """ONNX Runtime's ``run`` returns after the outputs are on the host."""
 
