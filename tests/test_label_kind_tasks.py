@@ -188,7 +188,7 @@ def test_changed_predictions_compare_each_kinds_predictions():
 
     old = np.array([[2.0, -1.0], [0.5, 0.4]])
     new = np.array([[2.0, 1.0], [0.4, 0.5]])
-    assert _changed_predictions(old, new, None) == 1  # argmax: the second row flips
+    assert _changed_predictions(old, new, get_task().predictions) == 1  # single label, argmax: the second row flips
     assert _changed_predictions(old, new, TextMultiLabel().predictions) == 1  # label sets: the first row gains one
     values = np.array([[1.0], [2.0], [3.0]])
     assert _changed_predictions(values, values + np.array([[0.0], [5e-5], [0.2]]), TextRegression().predictions) == 1

@@ -46,7 +46,7 @@ class VocabPrune(Stage):
         removed = slice_embeddings(model, plan)
         pruned = encoder.with_tokenizer(prune_tokenizer(encoder.tokenizer, plan))
         check = compare_on_texts(
-            original, encoder, model, pruned, plan, ctx.splits.test.inputs, predictions=ctx.task.predictions
+            original, encoder, model, pruned, plan, ctx.splits.test.inputs, ctx.task.predictions
         )
         info = {
             "vocabulary": {

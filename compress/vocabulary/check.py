@@ -51,12 +51,12 @@ def compare_on_texts(
     pruned_encoder: TextEncoder,
     plan: VocabularyPlan,
     texts: Sequence[str],
+    predictions: Callable[[np.ndarray], np.ndarray],
     verify_identical: int = 256,
-    predictions: Callable[[np.ndarray], np.ndarray] | None = None,
 ) -> VocabularyCheck:
     """Run both models where tokenization changed, and on a sample of texts where it did not. A text's
-    prediction changed when the task's ``predictions`` (default: the argmax class) differ in any output by
-    more than 1e-4: a class, a label set, or a regression value."""
+    prediction changed when the task's ``predictions`` differ in any output by more than 1e-4: a class, a
+    label set, or a regression value."""
     mapping = plan.mapping
     before = original_encoder.encode(texts)
     after = pruned_encoder.encode(texts)
@@ -84,8 +84,6 @@ def compare_on_texts(
     )
 
 
-def _changed_predictions(old: np.ndarray, new: np.ndarray, predictions: Callable[[np.ndarray], np.ndarray] | None) -> int:
-    if predictions is None:
-        return int((old.argmax(-1) != new.argmax(-1)).sum())
+def _changed_predictions(old: np.ndarray, new: np.ndarray, predictions: Callable[[np.ndarray], np.ndarray]) -> int:
     before, after = (np.asarray(predictions(o), dtype=np.float64).reshape(len(o), -1) for o in (old, new))
     return int((~np.isclose(before, after, rtol=0.0, atol=1e-4)).any(axis=1).sum())
