@@ -25,6 +25,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from compress.errors import StageError
+from compress.tasks.sentence_embedding import cosine_distance
 from compress.training.kd import logits_kd_loss
 
 RELATIONS = ("qk", "qq", "kk", "vv")
@@ -180,7 +181,7 @@ class EmbeddingCosineLoss(DistillLoss):
     pooled sentence vector (direction is what cosine search compares)."""
 
     def forward(self, student, teacher, labels):
-        return (1 - F.cosine_similarity(student.logits, teacher.logits.to(student.logits.dtype), dim=-1)).mean()
+        return cosine_distance(student.logits, teacher.logits)
 
 
 class EmbeddingMseLoss(DistillLoss):

@@ -139,6 +139,12 @@ def load_embedder(location: Path | str, pooling: str | None, normalize: bool | N
 # --- metrics on vectors ---------------------------------------------------------------------------------
 
 
+def cosine_distance(student: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
+    """Mean ``1 - cos`` between the student's and the teacher's vectors (direction is what cosine search
+    compares): the embedding KD loss of distillation and of prune recovery."""
+    return (1 - F.cosine_similarity(student, teacher.to(student.dtype), dim=-1)).mean()
+
+
 def _unit(vectors: np.ndarray) -> np.ndarray:
     vectors = np.asarray(vectors, dtype=np.float64)
     return vectors / np.maximum(np.linalg.norm(vectors, axis=-1, keepdims=True), 1e-12)
@@ -338,8 +344,8 @@ class SentenceEmbedding(TextClassification):
         raise StageError("a sentence embedder trains only by distillation from a teacher's vectors")
 
     def kd_loss(self, student, teacher, labels, temperature: float, hard_label_weight: float):
-        """1 - cosine between the student's and the teacher's sentence vectors (labels and temperature unused)."""
-        return 1.0 - F.cosine_similarity(student, teacher.to(student.dtype), dim=-1).mean()
+        """:func:`cosine_distance` of the sentence vectors (labels and temperature unused)."""
+        return cosine_distance(student, teacher)
 
     def predictions(self, outputs: np.ndarray) -> np.ndarray:
         return np.asarray(outputs)
